@@ -1,0 +1,5 @@
+import sys
+
+from stanlib.cli import main
+
+sys.exit(main())

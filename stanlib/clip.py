@@ -1,0 +1,112 @@
+"""Getting an open_clip CLIP: config registry (incl. the tiny teaching config), weights, errors.
+
+``create_clip("ViT-B-32", pretrained=None | "openai" | "/path/to/state_dict")`` returns an
+``open_clip.CLIP``. STAN never modifies it; the branch in :mod:`stanlib.stan` reads its tokens.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import open_clip
+import torch
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+open_clip.add_model_config(CONFIG_DIR)  # registers "stan-tiny" (64 px, patch 8, width 128, 4 layers)
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def list_clips() -> list[str]:
+    """ViT configs open_clip knows (plus ours), e.g. ViT-B-32, ViT-B-16, ViT-L-14, stan-tiny."""
+    return [n for n in open_clip.list_models() if n.startswith(("ViT-", "stan-"))]
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a weights file without unpickling arbitrary objects (safetensors or ``weights_only``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, pickle with custom classes, ...
+        raise ValueError(f"cannot read weights from {path}: {err}. Expected a state dict saved with "
+                         "torch.save(model.state_dict(), path) or a .safetensors file.") from err
+    for key in ("state_dict", "model"):  # common wrappers
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path} holds a {type(sd).__name__}, not a state dict")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(None if logger == "root" else logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _is_path(pretrained: str) -> bool:
+    return os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES) or Path(pretrained).exists()
+
+
+def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
+                quick_gelu: Optional[bool] = None) -> open_clip.CLIP:
+    """Build an open_clip CLIP by config name; optionally load weights.
+
+    Args:
+        name: open_clip config (``ViT-B-32``, ``ViT-B-16``, ``ViT-L-14``, ``stan-tiny``...).
+        pretrained: ``None`` (random init), an open_clip tag such as ``"openai"`` (downloads from
+            the Hub), or a path to a state dict / safetensors file in open_clip's key names.
+        quick_gelu: force the activation; default: QuickGELU for ``"openai"`` weights (what OpenAI
+            trained with), the config's own otherwise.
+    """
+    if name not in open_clip.list_models():
+        raise ValueError(f"unknown CLIP config {name!r}; choose one of {list_clips()}")
+    if quick_gelu is None:
+        quick_gelu = pretrained == "openai"
+    # honour `with torch.device("meta"):` (FLOP counting without allocating weights)
+    kwargs = dict(force_quick_gelu=quick_gelu, output_dict=False, device=torch.get_default_device())
+    if pretrained is None or _is_path(pretrained):
+        with _quiet("root"):  # open_clip warns "initialized randomly": intended here
+            model = open_clip.create_model(name, pretrained=None, **kwargs)
+        if pretrained is not None:
+            load_clip_weights(model, pretrained)
+        return model
+    try:
+        return open_clip.create_model(name, pretrained=pretrained, **kwargs)
+    except Exception as err:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        hint = ("HF_HUB_OFFLINE is set, so nothing can be downloaded. " if offline else "")
+        raise RuntimeError(
+            f"could not load pretrained weights {pretrained!r} for {name}: {err}\n{hint}"
+            f"Fix: on a machine with internet run `open_clip.create_model('{name}', pretrained='{pretrained}')` "
+            "once (it caches the file), or save `model.state_dict()` to a file and pass "
+            "pretrained='/path/to/file.pt'.") from err
+
+
+def load_clip_weights(model: open_clip.CLIP, path: str | os.PathLike) -> None:
+    """Load an open_clip state dict (or a Hugging Face CLIP one, converted) into ``model``, strictly."""
+    sd = load_state_dict(path)
+    if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
+        from stanlib.weights import hf_to_open_clip  # HF transformers CLIP names
+
+        sd = hf_to_open_clip(sd)
+    result = model.load_state_dict(sd, strict=False)
+    missing = [k for k in result.missing_keys if k != "logit_bias"]
+    if missing or result.unexpected_keys:
+        raise KeyError(f"{path} does not match this CLIP config: missing keys {missing[:10]}"
+                       f"{'...' if len(missing) > 10 else ''}, unexpected keys "
+                       f"{result.unexpected_keys[:10]}{'...' if len(result.unexpected_keys) > 10 else ''}")

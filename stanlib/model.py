@@ -1,0 +1,232 @@
+"""The STAN video-text model: an untouched open_clip CLIP plus the STAN side branch.
+
+``create_model(clip="ViT-B-32", temporal="attn", depth=4)`` is the one public factory. The data
+flow is STAN_SPEC section 2; ``STANModel.encode_video`` below is that pseudocode, line for line.
+Architectures (``arch``), the paper's Table 6 rows and baselines:
+
+=============  ==========================================================================
+``branch``     STAN (default). ``temporal=None``: no cross-frame; ``spatial=False``: no intra-frame;
+               ``single_level=True``: the branch reads only level N-K.
+``meanpool``   CLIP mean pooling (CLIP4Clip meanP); also chosen by ``temporal=None, spatial=False``.
+``posterior``  K branch layers stacked on CLIP's final tokens; the embedding comes from them alone.
+``seqtransf``  CLIP4Clip's posterior temporal transformer on the frame embeddings.
+=============  ==========================================================================
+
+Explained in ``notebooks/02_build_stan.ipynb``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stanlib.clip import create_clip
+from stanlib.stan import MAX_FRAMES, Attention, SeqTransf, STANBranch, clip_block_forward
+from stanlib.tokenizer import get_tokenizer
+
+ARCHS = ("branch", "meanpool", "posterior", "seqtransf")
+
+
+@dataclass
+class STANConfig:
+    """Everything needed to rebuild a model (saved next to its weights)."""
+
+    clip: str = "ViT-B-32"              # open_clip config name
+    pretrained: Optional[str] = None    # None | open_clip tag ("openai") | path to CLIP weights
+    arch: str = "branch"                # see module docstring
+    temporal: Optional[str] = "attn"    # "attn" (STAN-self) | "conv" (STAN-conv) | None
+    spatial: bool = True                # intra-frame module (copied CLIP block)
+    depth: int = 4                      # K: branch layers = number of CLIP levels read
+    single_level: bool = False          # Table 6 "branch, single level"
+    conv_variant: str = "dense"         # "dense" (released) | "bottleneck" (paper Eq. 9)
+    drop_path: float = 0.1              # max rate; layer k gets linspace(0, drop_path, K)[k]
+    fusion_proj: bool = False           # paper text: W_proj^k on levels k > 0
+    pos_embed: str = "clip"             # "clip" (released: CLIP's table re-added) | "new" (paper text)
+    first_cls: str = "avg"              # "avg" (released) | "mean" (paper text)
+    order: str = "ts"                   # "ts": temporal then spatial (released) | "st"
+    spatial_mlp: bool = True            # paper figure shows attention only: False
+    seqtransf_layers: int = 4
+    num_frames: int = 12                # recipe's T (used by data/predictor; the model takes any T <= 64)
+    context_length: Optional[int] = None  # recipe's text length (32 MSR-VTT); None: the CLIP's own
+    logit_scale: float = 100.0          # 1/tau: 100 (B/32), 50 (B/16), 20 (DiDeMo)
+    learnable_logit_scale: bool = False
+    quick_gelu: Optional[bool] = None   # None: QuickGELU for OpenAI weights, the config's own otherwise
+    extra: dict = field(default_factory=dict)  # free-form notes (e.g. training recipe)
+
+    def __post_init__(self):
+        if self.arch == "branch" and self.temporal is None and not self.spatial:
+            self.arch = "meanpool"  # neither module: nothing left of the branch
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class STANModel(nn.Module):
+    """CLIP (``self.clip``, never modified) + the STAN branch (``self.branch``)."""
+
+    def __init__(self, config: STANConfig, clip: Optional[nn.Module] = None):
+        super().__init__()
+        self.config = config
+        self.clip = clip if clip is not None else create_clip(config.clip, config.pretrained, config.quick_gelu)
+        visual = self.clip.visual
+        blocks = list(visual.transformer.resblocks)
+        n = len(blocks)
+        if config.arch in ("branch", "posterior") and not 1 <= config.depth <= n:
+            raise ValueError(f"depth K={config.depth} must be between 1 and the {n} CLIP layers of {config.clip}")
+        if config.arch in ("branch", "posterior"):
+            self.branch = STANBranch(
+                visual, blocks[n - config.depth:], temporal=config.temporal, spatial=config.spatial,
+                spatial_mlp=config.spatial_mlp, conv_variant=config.conv_variant, drop_path=config.drop_path,
+                fusion_proj=config.fusion_proj, pos_embed=config.pos_embed, first_cls=config.first_cls,
+                order=config.order, single_level=config.single_level)
+        elif config.arch == "seqtransf":
+            self.branch = SeqTransf(visual.proj.shape[1], config.seqtransf_layers)
+        else:
+            self.branch = None
+        scale = torch.tensor(math.log(config.logit_scale))
+        if config.learnable_logit_scale:
+            self.log_logit_scale = nn.Parameter(scale)
+        else:
+            self.register_buffer("log_logit_scale", scale, persistent=False)
+        if config.context_length is None:
+            config.context_length = int(self.clip.context_length)
+        self.tokenizer = get_tokenizer(config.clip, config.context_length)
+        self.grad_checkpointing = False
+        self.clip_fused = True  # False: explicit softmax attention in CLIP's blocks too
+        self.clip_record: Optional[list[torch.Tensor]] = None  # set by stanlib.viz.capture_attention
+
+    # ------------------------------------------------------------------ properties and switches
+    @property
+    def image_size(self) -> int:
+        return int(self.clip.visual.image_size[0])
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.clip.visual.proj.shape[1])
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_logit_scale.exp()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute CLIP blocks and branch layers in the backward pass (less memory, ~30% more time)."""
+        self.grad_checkpointing = enable
+        if isinstance(self.branch, STANBranch):
+            self.branch.grad_checkpointing = enable
+
+    def set_fused_attention(self, enable: bool = True) -> None:
+        """Fused SDPA (fast, default) or the explicit softmax path, in CLIP's blocks and the branch."""
+        self.clip_fused = enable
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.fused = enable
+
+    def tokenize(self, texts, context_length: Optional[int] = None) -> torch.Tensor:
+        return self.tokenizer(texts, context_length)
+
+    # ------------------------------------------------------------------ encoders
+    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """One CLIP block: open_clip's own forward, or ours when explicit/recording (same numbers)."""
+        if self.clip_fused and self.clip_record is None:
+            fn = block
+        else:
+            fn = functools.partial(clip_block_forward, block, fused=self.clip_fused, record=self.clip_record)
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
+        return fn(x)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame CLIP embeddings (B, T, E): what mean pooling averages."""
+        b, t = frames.shape[:2]
+        visual = self.clip.visual
+        x = visual._embeds(frames.flatten(0, 1))
+        for block in visual.transformer.resblocks:
+            x = self._run_block(block, x)
+        return (visual.ln_post(x[:, 0]) @ visual.proj).view(b, t, -1)
+
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        """Video embedding (B, E) from CLIP-normalised frames (B, T, 3, H, W). Not L2-normalised."""
+        if frames.ndim != 5:
+            raise ValueError(f"frames must be (B, T, 3, H, W), got shape {tuple(frames.shape)}")
+        b, t = frames.shape[:2]
+        if self.branch is not None and t > MAX_FRAMES:
+            raise ValueError(f"clip has {t} frames but the STAN time embedding holds at most {MAX_FRAMES} "
+                             "(nn.Embedding(64, D), as in the authors' checkpoints); sample <= 64 frames")
+        arch = self.config.arch
+        if arch in ("meanpool", "seqtransf"):
+            per_frame = self.encode_frames(frames)
+            return per_frame.mean(dim=1) if arch == "meanpool" else self.branch(per_frame)
+
+        visual, branch = self.clip.visual, self.branch
+        blocks = visual.transformer.resblocks
+        start = len(blocks) - branch.depth if arch == "branch" else len(blocks)
+        x = visual._embeds(frames.flatten(0, 1))                     # (B*T, 1+L, D)
+        cls = p = None
+        for i, block in enumerate(blocks):
+            x = self._run_block(block, x)                            # CLIP itself is never modified
+            if i < start:
+                continue
+            k = i - start                                            # level k reads CLIP block i
+            v = x.view(b, t, *x.shape[1:])                           # (B, T, 1+L, D)
+            if k == 0:
+                cls, p = branch.init_state(v, visual.class_embedding, visual.positional_embedding)
+            elif not branch.single_level:
+                cls, p = branch.inject(k, cls, p, v)
+            cls, p = branch.forward_layer(k, cls, p)
+        if arch == "posterior":                                      # stack K layers on the final tokens
+            cls, p = branch.init_state(x.view(b, t, *x.shape[1:]), visual.class_embedding,
+                                       visual.positional_embedding)
+            for k in range(branch.depth):
+                cls, p = branch.forward_layer(k, cls, p)
+            return visual.ln_post(cls) @ visual.proj                 # embedding from the branch alone
+        frame_cls = x[:, 0].view(b, t, -1) + cls[:, None]            # video CLS added to every frame CLS
+        return (visual.ln_post(frame_cls) @ visual.proj).mean(dim=1)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Text embedding (B, E) from token ids (B, C), C <= the CLIP's context length (77 for OpenAI).
+
+        Shorter recipes (32 tokens) are right-padded with zeros: the causal mask means padding after
+        <eot> cannot change the pooled <eot> feature, so this equals running at length C.
+        """
+        n = self.clip.context_length
+        if tokens.shape[-1] > n:
+            raise ValueError(f"{tokens.shape[-1]} text tokens exceed {self.config.clip}'s context length {n}")
+        if tokens.shape[-1] < n:
+            tokens = F.pad(tokens, (0, n - tokens.shape[-1]))
+        return self.clip.encode_text(tokens)
+
+    def forward(self, frames: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Video-text logits (B_video, B_text): logit scale x cosine similarity."""
+        v = F.normalize(self.encode_video(frames), dim=-1)
+        t = F.normalize(self.encode_text(tokens), dim=-1)
+        return self.logit_scale * v @ t.t()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def num_params(self) -> dict[str, int]:
+        """Parameter counts: CLIP vision, CLIP text, branch, total."""
+        vis = sum(p.numel() for p in self.clip.visual.parameters())
+        total_clip = sum(p.numel() for p in self.clip.parameters())
+        br = sum(p.numel() for p in self.branch.parameters()) if self.branch is not None else 0
+        return {"clip_visual": vis, "clip_text": total_clip - vis, "branch": br, "total": total_clip + br}
+
+
+def create_model(clip: str = "ViT-B-32", pretrained: Optional[str] = None, temporal: Optional[str] = "attn",
+                 depth: int = 4, **kwargs) -> STANModel:
+    """Build a STAN video-text model (or a baseline) on an open_clip CLIP.
+
+    Args:
+        clip: open_clip config: ``ViT-B-32``, ``ViT-B-16``, ``ViT-L-14``, ``stan-tiny``...
+        pretrained: CLIP weights: None (random), an open_clip tag (``"openai"``), or a file path.
+            The branch's spatial modules are copied from the loaded CLIP, so load first (we do).
+        temporal: ``"attn"`` (STAN-self), ``"conv"`` (STAN-conv), or None (no cross-frame module).
+        depth: K, the number of branch layers / CLIP levels (paper: 4; SSv2: 6).
+        **kwargs: any other :class:`STANConfig` field (``arch``, ``spatial``, ``single_level``...).
+    """
+    return STANModel(STANConfig(clip=clip, pretrained=pretrained, temporal=temporal, depth=depth, **kwargs))
