@@ -185,7 +185,8 @@ class STANModel(nn.Module):
                                        visual.positional_embedding)
             for k in range(branch.depth):
                 cls, p = branch.forward_layer(k, cls, p)
-            return visual.ln_post(cls) @ visual.proj                 # embedding from the branch alone
+            return visual.ln_post(branch.video_cls(cls, p)) @ visual.proj  # embedding from the branch alone
+        cls = branch.video_cls(cls, p)
         frame_cls = x[:, 0].view(b, t, -1) + cls[:, None]            # video CLS added to every frame CLS
         return (visual.ln_post(frame_cls) @ visual.proj).mean(dim=1)
 

@@ -244,6 +244,11 @@ class STANBranch(nn.Module):
         self.spatial = nn.ModuleList(
             [SpatialBlock(blk, heads, r, spatial_mlp) for blk, r in zip(blocks, rates)] if spatial else [])
         self.fusion = nn.ModuleList([_identity_linear(width) for _ in range(depth - 1)]) if fusion_proj else None
+        if not spatial:  # "no intra-frame" ablation: without it nothing moves patch information into the
+            # video CLS, so (our interpretation) a zero-init linear reads out the mean patch at the end
+            self.readout = nn.Linear(width, width)
+            nn.init.zeros_(self.readout.weight)
+            nn.init.zeros_(self.readout.bias)
         self.grad_checkpointing = False
 
     @staticmethod
@@ -289,6 +294,12 @@ class STANBranch(nn.Module):
         if self.order == "ts" and self.spatial:
             cls, p = self.spatial[k](cls, p)
         return cls, p
+
+    def video_cls(self, cls: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """The branch's output video CLS (B, D) after the last layer."""
+        if self.spatial:
+            return cls
+        return cls + self.readout(p.mean(dim=(1, 2)))
 
     def forward_layer(self, k: int, cls: torch.Tensor, p: torch.Tensor):
         if self.grad_checkpointing and torch.is_grad_enabled():

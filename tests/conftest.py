@@ -1,0 +1,19 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing can be downloaded: fail fast, never hang
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_frames():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2, 8, 3, 64, 64, generator=g)
