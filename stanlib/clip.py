@@ -18,6 +18,9 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 open_clip.add_model_config(CONFIG_DIR)  # registers "stan-tiny" (64 px, patch 8, width 128, 4 layers)
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+# The tiny teaching CLIP pretrained by `stanlib pretrain-tiny` ships with the repository:
+# create_clip("stan-tiny", pretrained="bundled") loads it.
+BUNDLED_TINY = Path(__file__).resolve().parents[1] / "data_samples" / "tiny_clip" / "stan-tiny.safetensors"
 
 
 def list_clips() -> list[str]:
@@ -69,7 +72,8 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
     Args:
         name: open_clip config (``ViT-B-32``, ``ViT-B-16``, ``ViT-L-14``, ``stan-tiny``...).
         pretrained: ``None`` (random init), an open_clip tag such as ``"openai"`` (downloads from
-            the Hub), or a path to a state dict / safetensors file in open_clip's key names.
+            the Hub), a path to a state dict / safetensors file in open_clip's key names, or
+            ``"bundled"`` for the repository's pretrained tiny teaching CLIP (``stan-tiny`` only).
         quick_gelu: force the activation; default: QuickGELU for ``"openai"`` weights (what OpenAI
             trained with), the config's own otherwise.
     """
@@ -77,6 +81,13 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
         raise ValueError(f"unknown CLIP config {name!r}; choose one of {list_clips()}")
     if quick_gelu is None:
         quick_gelu = pretrained == "openai"
+    if pretrained == "bundled":
+        if not name.startswith("stan-tiny"):
+            raise ValueError(f"pretrained='bundled' exists only for stan-tiny, not {name}")
+        if not BUNDLED_TINY.is_file():
+            raise FileNotFoundError(f"bundled tiny CLIP not found at {BUNDLED_TINY}; run `stanlib pretrain-tiny` "
+                                    "to create it (or use a clone of the repository that includes data_samples/)")
+        pretrained = str(BUNDLED_TINY)
     # honour `with torch.device("meta"):` (FLOP counting without allocating weights)
     kwargs = dict(force_quick_gelu=quick_gelu, output_dict=False, device=torch.get_default_device())
     if pretrained is None or _is_path(pretrained):
