@@ -1,0 +1,785 @@
+"""The synthetic teaching world: coloured shapes that move, written as real mp4 + annotations.
+
+Real CLIP weights and video datasets cannot be downloaded offline, so the course trains on a tiny
+world it can render itself. Every clip shows one shape (colour x shape, both words of
+:data:`stanlib.tokenizer.TINY_VOCAB`) doing one of ten motions that come in **time-reversed pairs**:
+
+    moves left / right, moves up / down, grows / shrinks, rotates clockwise / counterclockwise,
+    fades in / out.
+
+A clip of one class played backwards is *exactly* (bit for bit, in memory) the clip of its partner
+class with the same appearance. So a model that ignores frame order (mean pooling) can name the
+pair but must guess the direction: 50%. That is the gap STAN's temporal modelling should close.
+
+Design choices learnt from calibration (issue 9): a motion must change things *across 8x8
+patches*, not only inside one. Translations travel ~3-4 patches; a rotating shape carries a long
+"clock hand" that sweeps ~180 degrees (a spinning circle alone is invisible, a spinning square
+is nearly so); grow/shrink spans ~4x in area.
+
+In memory (no files)::
+
+    from stanlib.data.synth import motion_task, render_clip, synth_images
+    task = motion_task(n_train=512, n_test=128, seed=0)
+    x = task.frames("train")            # uint8 (N, T, H, W, 3)
+    y = task.labels("train")            # int64 (N,), classes in task.classes
+
+On disk (the real datasets' formats, read by :mod:`stanlib.data.datasets`)::
+
+    stanlib synth motion --out data/synth/motion --seed 0 --n-train 400 --n-test 100
+    stanlib synth all --out data/synth --seed 0      # OUT/motion, OUT/appearance, OUT/captions
+
+(the bundled set's exact commands are in ``data_samples/synth/README.md``).
+
+Layout per task folder: ``videos/<id>.mp4`` plus
+  * motion, appearance: SSv2 format ``something-something-v2-{train,validation}.json`` +
+    ``labels.json`` (appearance also writes Kinetics-style "path label" lists
+    ``{train,val}_list_videos.txt`` + ``label_map_k400.txt``);
+  * captions: MSR-VTT format ``MSRVTT_data.json``, ``MSRVTT_train.9k.csv``,
+    ``MSRVTT_JSFUSION_test.csv``;
+  * every task: ``synth_meta.json`` with each clip's full render spec (colour, shape, motion,
+    geometry, twin id), enough to re-render it exactly with :func:`render_clip`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+# ----------------------------------------------------------------------------------------------
+# The world's vocabulary (every word below is in stanlib.tokenizer.TINY_VOCAB; tests check it)
+# ----------------------------------------------------------------------------------------------
+
+# Well separated hues that survive h264's 4:2:0 chroma subsampling at 64 px.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (40, 90, 235),
+    "yellow": (235, 215, 40),
+    "purple": (150, 60, 215),
+    "white": (235, 235, 235),
+}
+# Shapes that stay distinct under any rotation (a rotated square would be a "diamond", a thin
+# "bar" would look like the rotation hand, so neither is used).
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+
+# Motion keys in class order: partners are adjacent (class 2k and 2k+1 are time reversals).
+MOTIONS: tuple[str, ...] = ("left", "right", "up", "down", "grow", "shrink",
+                            "clockwise", "counterclockwise", "fade_in", "fade_out")
+PAIRS: tuple[tuple[str, str], ...] = tuple(zip(MOTIONS[0::2], MOTIONS[1::2]))
+PAIR_NAMES: tuple[str, ...] = ("left/right", "up/down", "grow/shrink", "rotate cw/ccw", "fade in/out")
+
+# Canonical phrase first; the others are training paraphrases for the captions task.
+MOTION_PHRASES: dict[str, tuple[str, ...]] = {
+    "left": ("moves left", "is moving left", "moves to the left"),
+    "right": ("moves right", "is moving right", "moves to the right"),
+    "up": ("moves up", "is moving up", "moving up"),
+    "down": ("moves down", "is moving down", "moving down"),
+    "grow": ("grows", "is growing", "grows bigger"),
+    "shrink": ("shrinks", "is shrinking", "shrinks smaller"),
+    "clockwise": ("rotates clockwise", "is rotating clockwise", "spins clockwise"),
+    "counterclockwise": ("rotates counterclockwise", "is rotating counterclockwise",
+                         "spins anticlockwise"),
+    "fade_in": ("fades in", "is fading in", "appears"),
+    "fade_out": ("fades out", "is fading out", "disappears"),
+}
+# SSv2-style templates of the motion task ("[Something]" is the placeholder, as in real SSv2).
+MOTION_TEMPLATES: tuple[str, ...] = tuple(f"[Something] {MOTION_PHRASES[m][0]}" for m in MOTIONS)
+MOTION_CLASSES: tuple[str, ...] = tuple(t.replace("[", "").replace("]", "") for t in MOTION_TEMPLATES)
+# colour x shape classes (appearance task, tiny-CLIP zero-shot): id = colour_index * 4 + shape_index
+APPEARANCE_PAIRS: tuple[tuple[str, str], ...] = tuple((c, s) for c in COLOURS for s in SHAPES)
+APPEARANCE_CLASSES: tuple[str, ...] = tuple(f"a {c} {s}" for c, s in APPEARANCE_PAIRS)
+ZERO_SHOT_TEMPLATE = "a photo of a {}"
+
+# Still images: 3x3 position grid (row, col) -> phrase.
+POSITION_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("at the top left", "at the top", "at the top right"),
+    ("on the left", "in the middle", "on the right"),
+    ("at the bottom left", "at the bottom", "at the bottom right"),
+)
+IMAGE_PREFIXES: tuple[str, ...] = ("a", "a photo of a", "a picture of a", "an image of a")
+CAPTION_SUBJECTS: tuple[str, ...] = ("a {c} {s}", "the {c} {s}", "a video of a {c} {s}")
+
+# Geometry, as fractions of the frame side so other sizes (e.g. 224 px) keep the same look.
+RADIUS_RANGE = (0.11, 0.16)        # shape "radius" in videos (7-10 px at 64 px)
+IMAGE_RADIUS_RANGE = (0.09, 0.18)  # still images vary more (size words "small"/"big")
+TRAVEL_RANGE = (0.40, 0.55)        # translation distance: 26-35 px = 3-4.5 patches of 8 px
+SWEEP_RANGE = (150.0, 210.0)       # rotation sweep in degrees
+SCALE_RANGE = (0.45, 1.55)         # grow/shrink radius factor, start -> end
+HAND_LENGTH = 2.4                  # rotation hand length / radius: the visible "clock hand"
+HAND_HALF_WIDTH = 0.28             # hand half width / radius
+EXTENT = 1.3                       # max distance of any shape point from its centre / radius
+COLOUR_JITTER = 15                 # +- per channel, so "red" is a range, not one value
+
+
+def partner(motion: str) -> str:
+    """The time-reversed partner of a motion key (``"left"`` -> ``"right"``)."""
+    i = _motion_index(motion)
+    return MOTIONS[i ^ 1]
+
+
+def pair_index(motion: str) -> int:
+    """Index of the reversed pair a motion belongs to (0 = left/right ... 4 = fade in/out)."""
+    return _motion_index(motion) // 2
+
+
+def appearance_label(colour: str, shape: str) -> int:
+    """Class id of a colour x shape combination (the order of :data:`APPEARANCE_CLASSES`)."""
+    try:
+        return APPEARANCE_PAIRS.index((colour, shape))
+    except ValueError:
+        raise ValueError(f"unknown appearance ({colour!r}, {shape!r}): colours are {list(COLOURS)}, "
+                         f"shapes {list(SHAPES)}") from None
+
+
+def caption_for(colour: str, shape: str, motion: str, variant: int = 0, subject: int = 0) -> str:
+    """Caption naming colour, shape and motion: variant 0 / subject 0 is the canonical
+    ``"a red circle moves left"``; others are paraphrases ("the red circle is moving left")."""
+    phrase = MOTION_PHRASES[motion][variant]
+    return f"{CAPTION_SUBJECTS[subject].format(c=colour, s=shape)} {phrase}"
+
+
+def zero_shot_classes() -> tuple[list[str], list[str]]:
+    """The 24 colour x shape classes and their prompt texts (``"a photo of a red circle"``)."""
+    names = [f"{c} {s}" for c, s in APPEARANCE_PAIRS]
+    return names, [ZERO_SHOT_TEMPLATE.format(n) for n in names]
+
+
+def _motion_index(motion: str) -> int:
+    if motion not in MOTIONS:
+        raise ValueError(f"unknown motion {motion!r}; expected one of {list(MOTIONS)}")
+    return MOTIONS.index(motion)
+
+
+# ----------------------------------------------------------------------------------------------
+# Clip specification and renderer
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything needed to render one clip; :func:`render_clip` is a pure function of it.
+
+    Positions and lengths are in pixels of a ``size`` x ``size`` frame, y pointing down.
+    ``(cx, cy)`` is the shape centre halfway through the motion; ``angle`` its orientation in
+    degrees then (clockwise positive, as y points down). ``motion=None`` renders a still shape.
+    """
+    colour: str
+    shape: str
+    motion: Optional[str]
+    rgb: tuple[int, int, int]          # actual colour (the named colour plus jitter)
+    background: tuple[int, int, int]   # background colour at the frame centre
+    gradient: tuple[float, float]      # background brightness change per pixel along (x, y)
+    cx: float
+    cy: float
+    radius: float
+    angle: float = 0.0
+    travel: float = 0.0                # translation distance (left/right/up/down)
+    sweep: float = 0.0                 # rotation angle swept, degrees (clockwise/counterclockwise)
+    scale_from: float = 1.0            # radius factor at the start of "grow" (end of "shrink")
+    scale_to: float = 1.0
+    size: int = 64
+    num_frames: int = 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClipSpec":
+        d = dict(d)
+        for key in ("rgb", "background", "gradient"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def reverse_spec(spec: ClipSpec) -> ClipSpec:
+    """The same appearance with the partner motion: its clip is ``render_clip(spec)[::-1]``."""
+    if spec.motion is None:
+        raise ValueError("a still spec (motion=None) has no reversed partner")
+    return replace(spec, motion=partner(spec.motion))
+
+
+def _progress(motion: str, i: int, num_frames: int) -> float:
+    """Progress along the pair's motion at frame ``i``: 0 -> 1 for the first class of a pair,
+    1 -> 0 for its partner. Both are computed from integers, so frame ``i`` of one class has
+    bit-identical progress to frame ``T-1-i`` of its partner: exact time reversal."""
+    if num_frames == 1:
+        return 0.5
+    forward = _motion_index(motion) % 2 == 0
+    return (i if forward else num_frames - 1 - i) / (num_frames - 1)
+
+
+def _frame_state(spec: ClipSpec, i: int) -> tuple[float, float, float, float, float]:
+    """(cx, cy, radius, angle in degrees, opacity) of the shape in frame ``i``."""
+    cx, cy, r, angle, alpha = spec.cx, spec.cy, spec.radius, spec.angle, 1.0
+    if spec.motion is None:
+        return cx, cy, r, angle, alpha
+    s = _progress(spec.motion, i, spec.num_frames)
+    pair = pair_index(spec.motion)
+    if pair == 0:    # forward = moves left: starts right of centre
+        cx = cx + spec.travel * (0.5 - s)
+    elif pair == 1:  # forward = moves up: starts below centre (y points down)
+        cy = cy + spec.travel * (0.5 - s)
+    elif pair == 2:  # forward = grows
+        r = r * (spec.scale_from + (spec.scale_to - spec.scale_from) * s)
+    elif pair == 3:  # forward = clockwise: the angle increases (y down => clockwise on screen)
+        angle = angle + spec.sweep * (s - 0.5)
+    else:            # forward = fades in
+        alpha = s
+    return cx, cy, r, angle, alpha
+
+
+def _box_sdf(u: np.ndarray, v: np.ndarray, hu: float, hv: float) -> np.ndarray:
+    """Signed distance to an axis-aligned box of half sizes (hu, hv) (negative inside)."""
+    qu, qv = np.abs(u) - hu, np.abs(v) - hv
+    outside = np.sqrt(np.maximum(qu, 0.0) ** 2 + np.maximum(qv, 0.0) ** 2)
+    return outside + np.minimum(np.maximum(qu, qv), 0.0)
+
+
+def _shape_sdf(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.ndarray:
+    """Signed distance (pixels) to a shape of "radius" r in its own rotated frame (u, v).
+
+    Sizes are chosen so every shape covers roughly the area of a circle of radius r.
+    """
+    if shape == "circle":
+        return np.sqrt(u * u + v * v) - r
+    if shape == "square":
+        return _box_sdf(u, v, 0.886 * r, 0.886 * r)
+    if shape == "triangle":  # equilateral, one vertex up; max over the 3 edges' half-planes
+        R = 1.3 * r           # circumradius; the edges lie at distance R/2 from the centre
+        d = v - R / 2         # bottom edge (normal points down, +v)
+        d = np.maximum(d, -0.8660254037844386 * u - 0.5 * v - R / 2)  # upper-left edge
+        return np.maximum(d, 0.8660254037844386 * u - 0.5 * v - R / 2)  # upper-right edge
+    if shape == "cross":
+        a, w = 1.05 * r, 0.38 * r
+        return np.minimum(_box_sdf(u, v, a, w), _box_sdf(u, v, w, a))
+    raise ValueError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
+
+
+def _background(spec: ClipSpec) -> np.ndarray:
+    """Static (H, W, 3) background: a dark colour with a gentle linear brightness gradient."""
+    n = spec.size
+    coords = np.arange(n, dtype=np.float64) + 0.5 - n / 2
+    ramp = spec.gradient[0] * coords[None, :] + spec.gradient[1] * coords[:, None]
+    return np.asarray(spec.background, np.float64)[None, None, :] + ramp[:, :, None]
+
+
+def render_clip(spec: ClipSpec) -> np.ndarray:
+    """Render a clip: uint8 array (T, H, W, 3), deterministic and pure (no randomness here).
+
+    Shapes are drawn from signed distance functions with one pixel of anti-aliasing, so
+    sub-pixel motion changes pixel values smoothly. Per-frame trigonometry uses Python scalars
+    and the per-pixel work only IEEE-exact operations, so a frame depends only on its state:
+    that is what makes partner classes exact time reversals.
+    """
+    n, T = spec.size, spec.num_frames
+    if n < 8 or T < 1:
+        raise ValueError(f"clip size {n} px x {T} frames is too small (need size >= 8, frames >= 1)")
+    grid = np.arange(n, dtype=np.float64) + 0.5  # pixel centres
+    X, Y = grid[None, :], grid[:, None]
+    hand = spec.motion in ("clockwise", "counterclockwise")
+    background = _background(spec)
+    colour = np.asarray(spec.rgb, np.float64)
+    out = np.empty((T, n, n, 3), np.uint8)
+    for i in range(T):
+        cx, cy, r, angle, alpha = _frame_state(spec, i)
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        dx, dy = X - cx, Y - cy
+        u, v = c * dx + s * dy, -s * dx + c * dy  # rotate pixels into the shape's frame
+        d = _shape_sdf(spec.shape, u, v, r)
+        if hand:  # a clock hand along +u makes the rotation visible across patches
+            length = HAND_LENGTH * spec.radius
+            d = np.minimum(d, _box_sdf(u - length / 2, v, length / 2, HAND_HALF_WIDTH * spec.radius))
+        cover = np.clip(0.5 - d, 0.0, 1.0) * alpha
+        frame = background * (1.0 - cover[:, :, None]) + colour * cover[:, :, None]
+        out[i] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+    return out
+
+
+def render_image(spec: ClipSpec) -> np.ndarray:
+    """One still frame (H, W, 3) uint8 of a spec (its motion is ignored)."""
+    return render_clip(replace(spec, motion=None, num_frames=1))[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Random specs
+# ----------------------------------------------------------------------------------------------
+
+def _jitter(rgb: Sequence[int], rng: np.random.Generator) -> tuple[int, int, int]:
+    noise = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
+    return tuple(int(x) for x in np.clip(np.asarray(rgb) + noise, 0, 255))
+
+
+def _random_background(rng: np.random.Generator, size: int) -> tuple[tuple[int, int, int], tuple[float, float]]:
+    base = rng.uniform(15, 55)
+    rgb = tuple(int(round(base + t)) for t in rng.uniform(-8, 8, size=3))
+    gradient = tuple(float(g) for g in rng.uniform(-12, 12, size=2) / size)  # +-12 levels over the frame
+    return rgb, gradient
+
+
+def _half_extent(motion: Optional[str], r: float, travel: float, scale_to: float) -> tuple[float, float]:
+    """How far (x, y) the drawing reaches from (cx, cy) over the whole clip."""
+    body = EXTENT * r
+    if motion in ("left", "right"):
+        return travel / 2 + body, body
+    if motion in ("up", "down"):
+        return body, travel / 2 + body
+    if motion in ("grow", "shrink"):
+        return body * scale_to, body * scale_to
+    if motion in ("clockwise", "counterclockwise"):
+        reach = max(body, (HAND_LENGTH + HAND_HALF_WIDTH) * r)
+        return reach, reach
+    return body, body
+
+
+def sample_spec(rng: np.random.Generator, colour: str, shape: str, motion: Optional[str],
+                size: int = 64, num_frames: int = 16) -> ClipSpec:
+    """A random clip of a given colour, shape and motion that stays inside the frame."""
+    if colour not in COLOURS:
+        raise ValueError(f"unknown colour {colour!r}; expected one of {list(COLOURS)}")
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
+    if motion is not None:
+        _motion_index(motion)
+    r = rng.uniform(*RADIUS_RANGE) * size
+    travel = rng.uniform(*TRAVEL_RANGE) * size
+    sweep = rng.uniform(*SWEEP_RANGE)
+    angle = rng.uniform(0.0, 360.0)
+    background, gradient = _random_background(rng, size)
+    rgb = _jitter(COLOURS[colour], rng)
+    hx, hy = _half_extent(motion, r, travel, SCALE_RANGE[1])
+    hx, hy = min(hx, size / 2), min(hy, size / 2)
+    cx, cy = rng.uniform(hx, size - hx), rng.uniform(hy, size - hy)
+    return ClipSpec(colour=colour, shape=shape, motion=motion, rgb=rgb, background=background,
+                    gradient=gradient, cx=float(cx), cy=float(cy), radius=float(r), angle=float(angle),
+                    travel=float(travel), sweep=float(sweep), scale_from=SCALE_RANGE[0],
+                    scale_to=SCALE_RANGE[1], size=size, num_frames=num_frames)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tasks
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class SynthItem:
+    """One clip of a task: its id (also the mp4 file stem), spec, label and caption(s).
+
+    ``twin`` is the id of the clip's exact time reversal in the same split, if there is one.
+    """
+    id: str
+    spec: ClipSpec
+    label: int
+    caption: str
+    captions: list[str] = field(default_factory=list)
+    twin: Optional[str] = None
+
+    def frames(self) -> np.ndarray:
+        return render_clip(self.spec)
+
+
+@dataclass
+class SynthTask:
+    """A task's classes and its train / test items (rendering is lazy: call :meth:`frames`)."""
+    name: str
+    classes: list[str]
+    train: list[SynthItem]
+    test: list[SynthItem]
+    seed: int
+
+    def split(self, split: str) -> list[SynthItem]:
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+        return self.train if split == "train" else self.test
+
+    def frames(self, split: str, progress: bool = True) -> np.ndarray:
+        """uint8 (N, T, H, W, 3) frames of a split, rendered in memory (no decoding)."""
+        items = self.split(split)
+        if not items:
+            raise ValueError(f"the {split} split of task {self.name!r} is empty")
+        clips = [it.frames() for it in tqdm(items, desc=f"render {self.name}/{split}",
+                                             disable=not progress, leave=False)]
+        return np.stack(clips)
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.array([it.label for it in self.split(split)], dtype=np.int64)
+
+    def motion_labels(self, split: str) -> np.ndarray:
+        """Motion class of every item (0-9, see :data:`MOTIONS`); pair = label // 2."""
+        return np.array([_motion_index(it.spec.motion) for it in self.split(split)], dtype=np.int64)
+
+
+def _rng(seed: int, task: str, split: str) -> np.random.Generator:
+    """Independent streams per (seed, task, split): train and test never share random draws."""
+    task_code = ("motion", "appearance", "captions", "images").index(task)
+    return np.random.default_rng([seed, task_code, 0 if split == "train" else 1])
+
+
+def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """n labels in [0, k), each class count within one of the others, in random order."""
+    return rng.permutation(np.arange(n) % k)
+
+
+def _random_appearance(rng: np.random.Generator) -> tuple[str, str]:
+    return list(COLOURS)[rng.integers(len(COLOURS))], SHAPES[rng.integers(len(SHAPES))]
+
+
+def _check_counts(n_train: int, n_test: int, size: int, num_frames: int) -> None:
+    if n_train < 0 or n_test < 0:
+        raise ValueError(f"counts must be >= 0, got n_train={n_train}, n_test={n_test}")
+    if size < 8 or num_frames < 2:
+        raise ValueError(f"need size >= 8 px and >= 2 frames for motion, got {size} px, {num_frames} frames")
+
+
+def _twin_items(rng: np.random.Generator, n: int, start: int, prefix: str, size: int, num_frames: int,
+                distinct_looks: bool = False) -> list[tuple[str, ClipSpec, Optional[str]]]:
+    """n clips as n/2 exact reversal twins, adjacent: (id, spec, twin id). Twin pairs are balanced
+    over the 5 motion pairs; ``distinct_looks`` gives every twin pair of the same motion pair a
+    different (colour, shape), so no two clips share a caption (needs n/2 <= 5 * 24)."""
+    if n % 2:
+        raise ValueError(f"a split built from reversed twins needs an even count, got {n}")
+    pairs = _balanced(rng, n // 2, len(PAIRS))
+    unused = {p: list(rng.permutation(len(APPEARANCE_PAIRS))) for p in range(len(PAIRS))} if distinct_looks else {}
+    out = []
+    for k, p in enumerate(pairs):
+        colour, shape = APPEARANCE_PAIRS[unused[p].pop()] if distinct_looks else _random_appearance(rng)
+        first = PAIRS[p][rng.integers(2)]  # which member comes first is random too
+        spec = sample_spec(rng, colour, shape, first, size, num_frames)
+        a, b = f"{prefix}{start + 2 * k}", f"{prefix}{start + 2 * k + 1}"
+        out += [(a, spec, b), (b, reverse_spec(spec), a)]
+    return out
+
+
+def _independent_items(rng: np.random.Generator, n: int, start: int, prefix: str, size: int,
+                       num_frames: int, motions: Sequence[Optional[str]],
+                       appearances: Sequence[tuple[str, str]]) -> list[tuple[str, ClipSpec, Optional[str]]]:
+    return [(f"{prefix}{start + k}", sample_spec(rng, c, s, m, size, num_frames), None)
+            for k, (m, (c, s)) in enumerate(zip(motions, appearances))]
+
+
+def motion_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: int = 64,
+                num_frames: int = 16, twin_train: bool = False) -> SynthTask:
+    """SSv2-like motion recognition: 10 classes (5 reversed pairs), appearance random.
+
+    The test split is made of exact reversal twins (each clip's partner-class reversal is also
+    there), balanced over pairs, so direction accuracy is measured on matched clips. Set
+    ``twin_train`` to build the training split the same way (each clip next to its reversal).
+    """
+    _check_counts(n_train, n_test, size, num_frames)
+    rng = _rng(seed, "motion", "train")
+    if twin_train:
+        train = _twin_items(rng, n_train, 0, "", size, num_frames)
+    else:
+        motions = [MOTIONS[k] for k in _balanced(rng, n_train, len(MOTIONS))]
+        looks = [_random_appearance(rng) for _ in range(n_train)]
+        train = _independent_items(rng, n_train, 0, "", size, num_frames, motions, looks)
+    test = _twin_items(_rng(seed, "motion", "test"), n_test, n_train, "", size, num_frames)
+
+    def item(id_, spec, twin):
+        label = _motion_index(spec.motion)
+        return SynthItem(id_, spec, label, MOTION_CLASSES[label], [MOTION_CLASSES[label]], twin)
+    return SynthTask("motion", list(MOTION_CLASSES), [item(*t) for t in train], [item(*t) for t in test], seed)
+
+
+def appearance_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: int = 64,
+                    num_frames: int = 16) -> SynthTask:
+    """K400-like appearance recognition: 24 colour x shape classes (balanced), motion random."""
+    _check_counts(n_train, n_test, size, num_frames)
+    splits = []
+    for split, n, start in (("train", n_train, 0), ("test", n_test, n_train)):
+        rng = _rng(seed, "appearance", split)
+        looks = [APPEARANCE_PAIRS[k] for k in _balanced(rng, n, len(APPEARANCE_PAIRS))]
+        motions = [MOTIONS[k] for k in rng.integers(len(MOTIONS), size=n)]
+        raw = _independent_items(rng, n, start, "", size, num_frames, motions, looks)
+        splits.append([SynthItem(i, spec, appearance_label(spec.colour, spec.shape),
+                                 APPEARANCE_CLASSES[appearance_label(spec.colour, spec.shape)],
+                                 [APPEARANCE_CLASSES[appearance_label(spec.colour, spec.shape)]])
+                       for i, spec, _ in raw])
+    return SynthTask("appearance", list(APPEARANCE_CLASSES), splits[0], splits[1], seed)
+
+
+def captions_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: int = 64,
+                  num_frames: int = 16, captions_per_video: int = 3, twin_train: bool = False) -> SynthTask:
+    """MSR-VTT-like text-video retrieval; captions name colour, shape and motion.
+
+    The test split holds n_test/2 twin pairs with distinct (colour, shape, motion pair), each
+    video once with its canonical caption ("a red circle moves left"): every test caption's
+    time-reversed twin ("a red circle moves right", the same frames backwards) is in the set,
+    so an order-blind model cannot beat ~50% R@1. Training videos get ``captions_per_video``
+    captions (canonical + paraphrases), each a training pair as in MSR-VTT. ``label`` is the
+    motion class (for per-pair breakdowns).
+    """
+    _check_counts(n_train, n_test, size, num_frames)
+    combos = len(APPEARANCE_PAIRS) * len(PAIRS)
+    if n_test % 2:
+        raise ValueError(f"the captions test split is made of reversed twins and needs an even n_test, got {n_test}")
+    if n_test > 2 * combos:
+        raise ValueError(f"captions test split holds at most {2 * combos} videos with distinct captions "
+                         f"({len(APPEARANCE_PAIRS)} appearances x {len(PAIRS)} motion pairs x 2), got {n_test}")
+    n_phr = len(MOTION_PHRASES["left"]) * len(CAPTION_SUBJECTS)
+    if not 1 <= captions_per_video <= n_phr:
+        raise ValueError(f"captions_per_video must be in 1..{n_phr}, got {captions_per_video}")
+
+    rng = _rng(seed, "captions", "train")
+    if twin_train:
+        train = _twin_items(rng, n_train, 0, "video", size, num_frames)
+    else:
+        motions = [MOTIONS[k] for k in _balanced(rng, n_train, len(MOTIONS))]
+        looks = [_random_appearance(rng) for _ in range(n_train)]
+        train = _independent_items(rng, n_train, 0, "video", size, num_frames, motions, looks)
+    train_items = []
+    for id_, spec, twin in train:
+        # canonical caption first, then distinct random paraphrases (variant, subject)
+        others = [(v, s) for v in range(len(MOTION_PHRASES["left"])) for s in range(len(CAPTION_SUBJECTS))][1:]
+        picks = [(0, 0)] + [others[k] for k in rng.permutation(len(others))[: captions_per_video - 1]]
+        caps = [caption_for(spec.colour, spec.shape, spec.motion, v, s) for v, s in picks]
+        train_items.append(SynthItem(id_, spec, _motion_index(spec.motion), caps[0], caps, twin))
+
+    # test: twins with distinct (colour, shape, pair) combos, so no two test videos share a caption
+    test = _twin_items(_rng(seed, "captions", "test"), n_test, n_train, "video", size, num_frames,
+                       distinct_looks=True)
+    test_items = [SynthItem(id_, spec, _motion_index(spec.motion), caption_for(spec.colour, spec.shape, spec.motion),
+                            [caption_for(spec.colour, spec.shape, spec.motion)], twin)
+                  for id_, spec, twin in test]
+    return SynthTask("captions", [caption_for(c, s, m) for c, s in APPEARANCE_PAIRS for m in MOTIONS],
+                     train_items, test_items, seed)
+
+
+TASKS = {"motion": motion_task, "appearance": appearance_task, "captions": captions_task}
+
+
+# ----------------------------------------------------------------------------------------------
+# Still images for pretraining the tiny CLIP
+# ----------------------------------------------------------------------------------------------
+
+def _image_caption(rng: np.random.Generator, colour: str, shape: str, position: str, size_word: Optional[str]) -> str:
+    prefix = IMAGE_PREFIXES[rng.integers(len(IMAGE_PREFIXES))]
+    words = [prefix] + ([size_word] if size_word and rng.random() < 0.5 else []) + [colour, shape]
+    if rng.random() < 0.8:  # sometimes no position, so short prompts are in-distribution too
+        words.append(position)
+    return " ".join(words)
+
+
+def synth_images(n: int, seed: int = 0, size: int = 64) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Still images with captions naming colour, shape and position (and sometimes size).
+
+    Returns ``(images uint8 (N, H, W, 3), captions, class_ids int64 (N,))``, class ids indexing
+    :func:`zero_shot_classes` (balanced over the 24 classes). Example caption:
+    ``"a photo of a red circle at the top left"``. Use different seeds for train and held-out.
+    """
+    if n < 1:
+        raise ValueError(f"synth_images needs n >= 1, got {n}")
+    rng = _rng(seed, "images", "train")
+    ids = _balanced(rng, n, len(APPEARANCE_PAIRS))
+    images = np.empty((n, size, size, 3), np.uint8)
+    captions = []
+    cell = size / 3
+    for k, cls in enumerate(ids):
+        colour, shape = APPEARANCE_PAIRS[cls]
+        r = rng.uniform(*IMAGE_RADIUS_RANGE) * size
+        row, col = rng.integers(3), rng.integers(3)
+        half = EXTENT * r
+        # centre inside its grid cell, jittered, and the whole shape inside the frame
+        cx = float(np.clip((col + 0.5) * cell + rng.uniform(-cell / 4, cell / 4), half, size - half))
+        cy = float(np.clip((row + 0.5) * cell + rng.uniform(-cell / 4, cell / 4), half, size - half))
+        background, gradient = _random_background(rng, size)
+        spec = ClipSpec(colour, shape, None, _jitter(COLOURS[colour], rng), background, gradient,
+                        cx, cy, float(r), float(rng.uniform(0, 360)), size=size, num_frames=1)
+        images[k] = render_image(spec)
+        lo, hi = IMAGE_RADIUS_RANGE
+        size_word = "small" if r < (lo + (hi - lo) / 3) * size else "big" if r > (hi - (hi - lo) / 3) * size else None
+        captions.append(_image_caption(rng, colour, shape, POSITION_PHRASES[row][col], size_word))
+    return images, captions, ids.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing mp4 + annotations in the real datasets' formats
+# ----------------------------------------------------------------------------------------------
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8, crf: int = 10) -> None:
+    """Write uint8 (T, H, W, 3) RGB frames as h264 / yuv420p mp4 (even H and W required).
+
+    No B-frames and one GOP per short clip: frame-accurate seeking in every decoder. A low
+    ``crf`` keeps the colours (h264's 4:2:0 chroma is the main loss at 64 px).
+    """
+    import av  # imported here so the in-memory API does not need PyAV
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"{path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"{path}: yuv420p needs even frame sizes, got {h}x{w}")
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps, options={
+            "crf": str(crf), "preset": "medium", "x264-params": f"bframes=0:keyint={max(t, 1)}"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.thread_count = 1  # deterministic bytes, and the CPU is shared
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():  # flush the encoder
+            container.mux(packet)
+
+
+def _write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _ssv2_entries(items: list[SynthItem], templates: Sequence[str], placeholder: bool) -> list[dict]:
+    """SSv2 annotation entries: {"id", "label", "template", "placeholders"}."""
+    out = []
+    for it in items:
+        template = templates[it.label]
+        thing = f"{it.spec.colour} {it.spec.shape}"
+        label = template.replace("[Something]", thing) if placeholder else template
+        out.append({"id": it.id, "label": label, "template": template,
+                    "placeholders": [thing] if placeholder else []})
+    return out
+
+
+def _write_ssv2(task: SynthTask, out: Path, templates: Sequence[str], placeholder: bool) -> list[str]:
+    labels = {t.replace("[", "").replace("]", ""): str(k) for k, t in enumerate(templates)}
+    _write_json(out / "labels.json", labels)
+    _write_json(out / "something-something-v2-train.json", _ssv2_entries(task.train, templates, placeholder))
+    _write_json(out / "something-something-v2-validation.json", _ssv2_entries(task.test, templates, placeholder))
+    return ["labels.json", "something-something-v2-train.json", "something-something-v2-validation.json"]
+
+
+def _write_path_label_lists(task: SynthTask, out: Path) -> list[str]:
+    """Kinetics-style "path label" lists (mmaction's ``*_list_videos.txt``, paths relative to
+    ``out``) and the class-name file ``label_map_k400.txt`` (one name per line, line = label id)."""
+    for name, items in (("train_list_videos.txt", task.train), ("val_list_videos.txt", task.test)):
+        (out / name).write_text("".join(f"videos/{it.id}.mp4 {it.label}\n" for it in items))
+    (out / "label_map_k400.txt").write_text("".join(f"{name}\n" for name in task.classes))
+    return ["train_list_videos.txt", "val_list_videos.txt", "label_map_k400.txt"]
+
+
+def _write_msrvtt(task: SynthTask, out: Path, fps: int) -> list[str]:
+    """MSR-VTT files: data json (all videos + sentences), 9k-style train csv, JSFusion test csv."""
+    seconds = task.train[0].spec.num_frames / fps if task.train else (task.test[0].spec.num_frames / fps)
+    videos, sentences = [], []
+    for split, items in (("train", task.train), ("test", task.test)):
+        for it in items:
+            videos.append({"video_id": it.id, "id": int(it.id.removeprefix("video")), "split": split,
+                           "category": 0, "url": "", "start time": 0.0, "end time": seconds})
+            sentences += [{"caption": c, "video_id": it.id} for c in it.captions]
+    for k, s in enumerate(sentences):
+        s["sen_id"] = k
+    _write_json(out / "MSRVTT_data.json", {
+        "info": {"description": f"stanlib synthetic captions task (seed {task.seed})"},
+        "videos": videos, "sentences": sentences})
+    _write_csv(out / "MSRVTT_train.9k.csv", ["video_id"], [[it.id] for it in task.train])
+    _write_csv(out / "MSRVTT_JSFUSION_test.csv", ["key", "vid_key", "video_id", "sentence"],
+               [[f"ret{k}", f"msr{it.id.removeprefix('video')}", it.id, it.caption]
+                for k, it in enumerate(task.test)])
+    return ["MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_JSFUSION_test.csv"]
+
+
+ANNOTATION_FILES = ("labels.json", "something-something-v2-train.json", "something-something-v2-validation.json",
+                    "train_list_videos.txt", "val_list_videos.txt", "label_map_k400.txt", "MSRVTT_data.json", "MSRVTT_train.9k.csv",
+                    "MSRVTT_JSFUSION_test.csv", "synth_meta.json")
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to mix with an earlier set (stale videos would be read as data) unless asked to."""
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"output folder {out} is not empty; pass --overwrite to replace a previous "
+                                  "synthetic set there, or choose another --out")
+        unknown = [p.name for p in out.iterdir() if p.name not in ANNOTATION_FILES + ("videos", "README.md")]
+        if unknown:
+            raise FileExistsError(f"output folder {out} holds files this generator did not write ({unknown[:5]}); "
+                                  "refusing to overwrite, choose another --out")
+        if (out / "videos").is_dir():
+            shutil.rmtree(out / "videos")
+        for name in ANNOTATION_FILES:
+            (out / name).unlink(missing_ok=True)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+
+
+def write_task(task: SynthTask, out: str | Path, fps: int = 8, crf: int = 10, overwrite: bool = False,
+               progress: bool = True) -> dict[str, int]:
+    """Write a task's clips to ``out/videos/<id>.mp4`` and its annotations; returns counts."""
+    out = Path(out)
+    _prepare_out(out, overwrite)
+    items = task.train + task.test
+    for it in tqdm(items, desc=f"write {task.name}", disable=not progress):
+        write_mp4(out / "videos" / f"{it.id}.mp4", it.frames(), fps=fps, crf=crf)
+    if task.name == "motion":
+        _write_ssv2(task, out, MOTION_TEMPLATES, placeholder=True)
+    elif task.name == "appearance":
+        _write_ssv2(task, out, APPEARANCE_CLASSES, placeholder=False)
+        _write_path_label_lists(task, out)
+    elif task.name == "captions":
+        _write_msrvtt(task, out, fps)
+    else:
+        raise ValueError(f"unknown task {task.name!r}; expected one of {list(TASKS)}")
+    meta = {"task": task.name, "seed": task.seed, "fps": fps, "classes": task.classes,
+            "items": [{"id": it.id, "split": split, "label": it.label, "caption": it.caption, "twin": it.twin,
+                       "spec": it.spec.to_dict()}
+                      for split, its in (("train", task.train), ("test", task.test)) for it in its]}
+    _write_json(out / "synth_meta.json", meta)
+    return {"train": len(task.train), "test": len(task.test)}
+
+
+def load_meta(folder: str | Path) -> list[tuple[str, str, ClipSpec]]:
+    """(id, split, spec) of every clip of a written set, from its ``synth_meta.json``."""
+    path = Path(folder) / "synth_meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {folder} a folder written by `stanlib synth`?")
+    meta = json.loads(path.read_text())
+    try:
+        return [(d["id"], d["split"], ClipSpec.from_dict(d["spec"])) for d in meta["items"]]
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: malformed item ({err!r}); expected items with id, split, spec") from None
+
+
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stanlib synth",
+        description="Write synthetic teaching videos (mp4) with annotations in the real datasets' formats: "
+                    "motion and appearance in SSv2 format, captions in MSR-VTT format.")
+    parser.add_argument("task", choices=[*TASKS, "all"], help="which task; 'all' writes OUT/<task> for each")
+    parser.add_argument("--out", required=True, help="output folder (must be empty or new, see --overwrite)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=400)
+    parser.add_argument("--n-test", type=int, default=100, help="even for motion/captions (reversed twins)")
+    parser.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
+    parser.add_argument("--frames", type=int, default=16, help="frames per clip")
+    parser.add_argument("--fps", type=int, default=8)
+    parser.add_argument("--crf", type=int, default=10, help="h264 quality (lower = better colours, bigger files)")
+    parser.add_argument("--twin-train", action="store_true",
+                        help="motion/captions: build the train split from reversed twins too (each clip next "
+                             "to its exact time reversal)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous synthetic set in --out")
+    args = parser.parse_args(argv)
+    if args.twin_train and args.task == "appearance":
+        parser.error("--twin-train applies to the motion and captions tasks, not appearance")
+
+    names = list(TASKS) if args.task == "all" else [args.task]
+    for name in names:
+        out = Path(args.out) / name if args.task == "all" else Path(args.out)
+        try:
+            extra = {"twin_train": args.twin_train} if name != "appearance" else {}
+            task = TASKS[name](n_train=args.n_train, n_test=args.n_test, seed=args.seed,
+                               size=args.size, num_frames=args.frames, **extra)
+            counts = write_task(task, out, fps=args.fps, crf=args.crf, overwrite=args.overwrite)
+        except (ValueError, FileExistsError) as err:
+            print(f"stanlib synth {name}: error: {err}", file=sys.stderr)
+            return 2
+        print(f"{name}: wrote {counts['train']} train + {counts['test']} test clips to {out}")
+    return 0

@@ -1,0 +1,520 @@
+"""Evaluation: retrieval and recognition metrics, DSL / QB-Norm re-ranking, and ``stanlib eval``.
+
+Metric functions are pure tensor code (no model): give them a similarity matrix or logits.
+Conventions:
+
+- Similarity matrices are (num_captions, num_videos), rows = text queries. ``caption_video[c]`` is
+  the index of the video that caption ``c`` describes (several captions may share a video).
+- Ranks start at 1. Ties are counted AGAINST the model (a candidate scoring equal to the true
+  one is ranked ahead of it), so a collapsed model that gives every pair the same score gets
+  R@1 = 0, not 100.
+- text->video: the rank of the caption's video among all videos.
+  video->text: the rank of the video's best-ranked caption among all captions.
+- DSL and QB-Norm use the statistics of the whole test set (or training captions): they are
+  transductive, so their rows carry a ``*`` and ``transductive=True`` and are never merged with
+  the plain rows (STAN_SPEC section 6).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+RANK_CUTOFFS = (1, 5, 10)
+
+
+# --------------------------------------------------------------------------- retrieval ranks
+def _check_sim(sim: torch.Tensor, caption_video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    sim = torch.as_tensor(sim)
+    caption_video = torch.as_tensor(caption_video, dtype=torch.long, device=sim.device)
+    if sim.ndim != 2:
+        raise ValueError(f"similarity matrix must be 2-D (num_captions, num_videos), got {tuple(sim.shape)}")
+    if caption_video.shape != (sim.shape[0],):
+        raise ValueError(f"caption_video must have one entry per caption row: got {tuple(caption_video.shape)} "
+                         f"for a {tuple(sim.shape)} similarity matrix")
+    if len(caption_video) and (caption_video.min() < 0 or caption_video.max() >= sim.shape[1]):
+        raise ValueError(f"caption_video holds video indices outside [0, {sim.shape[1]})")
+    if torch.isnan(sim).any():
+        raise ValueError("similarity matrix contains NaN (diverged model or an all-zero feature?)")
+    return sim, caption_video
+
+
+def t2v_ranks(sim: torch.Tensor, caption_video: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Rank (1 = best) of each caption's own video among all videos. ``sim``: (captions, videos)."""
+    if caption_video is None:
+        caption_video = torch.arange(sim.shape[0])
+    sim, caption_video = _check_sim(sim, caption_video)
+    true = sim.gather(1, caption_video[:, None])                    # (Q, 1)
+    ahead = (sim >= true).sum(dim=1) - 1                            # others scoring >= the true video
+    return ahead + 1
+
+
+def v2t_ranks(sim: torch.Tensor, caption_video: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Rank of each video's best-ranked own caption among all captions. ``sim``: (captions, videos)."""
+    if caption_video is None:
+        caption_video = torch.arange(sim.shape[0])
+    sim, caption_video = _check_sim(sim, caption_video)
+    num_videos = sim.shape[1]
+    own = caption_video[:, None] == torch.arange(num_videos, device=sim.device)[None]  # (Q, V)
+    if not own.any(dim=0).all():
+        missing = (~own.any(dim=0)).nonzero().flatten()[:10].tolist()
+        raise ValueError(f"videos {missing} have no caption, so video->text is undefined for them")
+    best_own = sim.masked_fill(~own, -math.inf).max(dim=0).values  # (V,)
+    ahead = ((sim >= best_own[None]) & ~own).sum(dim=0)            # other videos' captions at least as good
+    return ahead + 1
+
+
+def rank_metrics(ranks: torch.Tensor) -> dict[str, float]:
+    """R@1/R@5/R@10 (percent), MdR (median rank) and MnR (mean rank) of 1-based ranks."""
+    r = torch.as_tensor(ranks).double().cpu().numpy()
+    if r.size == 0:
+        raise ValueError("rank_metrics: no ranks (empty test set?)")
+    out = {f"R@{k}": float(100.0 * np.mean(r <= k)) for k in RANK_CUTOFFS}
+    out["MdR"] = float(np.median(r))
+    out["MnR"] = float(np.mean(r))
+    return out
+
+
+def retrieval_metrics(sim: torch.Tensor, caption_video: Optional[torch.Tensor] = None) -> dict[str, dict]:
+    """``{"t2v": {R@1, R@5, R@10, MdR, MnR}, "v2t": {...}}`` from a (captions, videos) matrix."""
+    return {"t2v": rank_metrics(t2v_ranks(sim, caption_video)),
+            "v2t": rank_metrics(v2t_ranks(sim, caption_video))}
+
+
+# --------------------------------------------------------------------------- re-ranking (inference only)
+def dsl(sim: torch.Tensor, theta: float = 0.01) -> torch.Tensor:
+    """Dual softmax (DSL): ``S'_qv = S_qv * softmax_q'(S_q'v / theta)``.
+
+    Each score is re-weighted by how strongly the video prefers this query over all other queries
+    (softmax down each column). ``theta`` = 1/100 matches the training logit scale of B/32 models.
+    Rows are queries: pass ``sim.T`` to re-rank video->text.
+    """
+    sim = torch.as_tensor(sim).double()
+    return sim * torch.softmax(sim / theta, dim=0)
+
+
+def qb_norm(sim: torch.Tensor, bank_sim: torch.Tensor, beta: float = 20.0, k: int = 1) -> torch.Tensor:
+    """QB-Norm with the dynamic inverted softmax (STAN_SPEC section 6).
+
+    Args:
+        sim: (queries, galleries) test similarities, e.g. test captions x test videos.
+        bank_sim: (bank, galleries) similarities of the query bank (e.g. TRAINING captions) to the
+            same gallery items.
+        beta: inverse temperature of the inverted softmax (default 20).
+        k: a gallery item is "activated" when it is in the top-k of at least one bank query.
+
+    A test query whose raw top-1 item is activated gets ``exp(beta*S_qv) / sum_b exp(beta*S_bv)``
+    for every item v (hubs, which many bank queries like, are damped); other queries keep raw scores.
+    """
+    sim, bank_sim = torch.as_tensor(sim).double(), torch.as_tensor(bank_sim).double()
+    if bank_sim.ndim != 2 or bank_sim.shape[1] != sim.shape[1]:
+        raise ValueError(f"bank_sim must be (bank, {sim.shape[1]}) to match sim {tuple(sim.shape)}; "
+                         f"got {tuple(bank_sim.shape)}")
+    k = min(k, sim.shape[1])
+    activated = torch.zeros(sim.shape[1], dtype=torch.bool, device=sim.device)
+    activated[bank_sim.topk(k, dim=1).indices.flatten()] = True
+    # exp(beta S) / sum_b exp(beta S_b), computed in the log domain to avoid overflow
+    normalised = torch.exp(beta * sim - torch.logsumexp(beta * bank_sim, dim=0, keepdim=True))
+    use = activated[sim.argmax(dim=1)]
+    return torch.where(use[:, None], normalised, sim)
+
+
+def retrieval_report(sim: torch.Tensor, caption_video: Optional[torch.Tensor] = None, *,
+                     use_dsl: bool = False, dsl_theta: float = 0.01,
+                     qb_bank_t2v: Optional[torch.Tensor] = None, qb_bank_v2t: Optional[torch.Tensor] = None,
+                     qb_beta: float = 20.0, qb_k: int = 1) -> list[dict]:
+    """Labelled metric rows: plain t2v/v2t first, then opt-in transductive ``*`` rows.
+
+    Args:
+        sim: (captions, videos) test similarities; caption_video: caption -> video index.
+        use_dsl: add ``t2v* DSL`` and ``v2t* DSL`` rows.
+        qb_bank_t2v: (bank captions, test videos) similarities, e.g. training captions vs test
+            videos: adds a ``t2v* QB-Norm`` row. qb_bank_v2t: (bank videos, test captions)
+            similarities: adds ``v2t* QB-Norm``.
+
+    Each row: ``{"row", "direction", "method", "transductive", "R@1", "R@5", "R@10", "MdR", "MnR"}``.
+    """
+    if caption_video is None:
+        caption_video = torch.arange(sim.shape[0])
+    sim = torch.as_tensor(sim).double()
+    rows = []
+
+    def add(direction: str, method: str, matrix: torch.Tensor):
+        ranks = t2v_ranks(matrix, caption_video) if direction == "t2v" else v2t_ranks(matrix, caption_video)
+        star = method != "raw"
+        label = direction + (f"* {method}" if star else "")
+        rows.append({"row": label, "direction": direction, "method": method, "transductive": star,
+                     **rank_metrics(ranks)})
+
+    add("t2v", "raw", sim)
+    add("v2t", "raw", sim)
+    if use_dsl:
+        add("t2v", "DSL", dsl(sim, dsl_theta))
+        add("v2t", "DSL", dsl(sim.t(), dsl_theta).t())
+    if qb_bank_t2v is not None:
+        add("t2v", "QB-Norm", qb_norm(sim, qb_bank_t2v, qb_beta, qb_k))
+    if qb_bank_v2t is not None:
+        add("v2t", "QB-Norm", qb_norm(sim.t(), qb_bank_v2t, qb_beta, qb_k).t())
+    return rows
+
+
+def format_rows(rows: Sequence[dict], keys: Sequence[str] = ("R@1", "R@5", "R@10", "MdR", "MnR")) -> str:
+    """A plain-text table of metric rows (``row`` label + the given keys)."""
+    width = max([len(r.get("row", "")) for r in rows] + [4])
+    lines = [f"{'':<{width}}  " + "  ".join(f"{k:>7}" for k in keys)]
+    for r in rows:
+        lines.append(f"{r.get('row', ''):<{width}}  " + "  ".join(f"{r[k]:>7.2f}" for k in keys))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- recognition
+def average_views(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities (N, C): softmax per view, averaged over views.
+
+    ``logits`` is (N, C) for single-view testing or (N, V, C) for multi-view testing (e.g. 1x3:
+    1 temporal clip x 3 spatial crops, V = 3; 4x3: V = 12).
+    """
+    logits = torch.as_tensor(logits).float()
+    if logits.ndim == 2:
+        return logits.softmax(dim=-1)
+    if logits.ndim == 3:
+        return logits.softmax(dim=-1).mean(dim=1)
+    raise ValueError(f"logits must be (N, C) or (N, views, C), got {tuple(logits.shape)}")
+
+
+def recognition_metrics(logits: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracy (percent) with multi-view softmax averaging. ``k`` is capped at the class count."""
+    probs = average_views(logits)
+    labels = torch.as_tensor(labels, dtype=torch.long, device=probs.device)
+    if labels.shape != (probs.shape[0],):
+        raise ValueError(f"labels {tuple(labels.shape)} do not match {probs.shape[0]} predictions")
+    order = probs.argsort(dim=-1, descending=True)
+    hits = order == labels[:, None]                                 # (N, C), one True per row
+    return {f"top{k}": float(100.0 * hits[:, :min(k, probs.shape[1])].any(dim=1).float().mean())
+            for k in topk}
+
+
+def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C, C) counts: row = true class, column = predicted class."""
+    preds = torch.as_tensor(preds, dtype=torch.long).flatten()
+    labels = torch.as_tensor(labels, dtype=torch.long).flatten()
+    if preds.shape != labels.shape:
+        raise ValueError(f"preds {tuple(preds.shape)} and labels {tuple(labels.shape)} differ in length")
+    for name, t in (("preds", preds), ("labels", labels)):
+        if len(t) and (t.min() < 0 or t.max() >= num_classes):
+            raise ValueError(f"{name} hold values outside [0, {num_classes})")
+    flat = labels * num_classes + preds
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def plot_confusion_matrix(cm: torch.Tensor, class_names: Optional[Sequence[str]] = None, path=None,
+                          normalize: bool = True, title: str = "confusion matrix"):
+    """Draw a confusion matrix (rows normalised to recall by default); save to ``path`` if given.
+
+    Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt  # matplotlib picks a headless backend by itself without a display
+
+    cm = torch.as_tensor(cm).double()
+    shown = cm / cm.sum(dim=1, keepdim=True).clamp(min=1) if normalize else cm
+    n = cm.shape[0]
+    size = max(4.0, 0.35 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(shown.numpy(), cmap="Blues", vmin=0)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------- features from a model
+def _amp_context(device: torch.device, amp_dtype: Optional[torch.dtype]):
+    import contextlib
+
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+
+def _eval_loader(dataset, batch_size: int, num_workers: int, collate_fn=None):
+    """Sequential loader; under torch.distributed each process takes a strided share (padded)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from stanlib.losses import dist_ready
+
+    sampler = DistributedSampler(dataset, shuffle=False, drop_last=False) if dist_ready() else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
+                      collate_fn=collate_fn or default_collate_fn(), drop_last=False)
+
+
+def default_collate_fn():
+    """``stanlib.data.collate`` when the data package provides it, else torch's default collate."""
+    try:
+        from stanlib.data import collate
+        return collate
+    except ImportError:
+        pass
+    try:
+        from stanlib.data.datasets import collate
+        return collate
+    except ImportError:
+        from torch.utils.data import default_collate
+        return default_collate
+
+
+def _place(features: torch.Tensor, index: torch.Tensor, total: int, what: str) -> torch.Tensor:
+    """Put gathered rows at their dataset indices; duplicates (sampler padding) overwrite each other."""
+    out = torch.full((total, *features.shape[1:]), float("nan"), dtype=features.dtype)
+    out[index.long().cpu()] = features.cpu()
+    seen = torch.zeros(total, dtype=torch.bool)
+    seen[index.long().cpu()] = True
+    if not seen.all():
+        missing = (~seen).nonzero().flatten()[:10].tolist()
+        raise RuntimeError(f"{what}: no features for items {missing} (of {total}); did the loader skip videos? "
+                           "Evaluation must see every test video (run `stanlib data check`).")
+    return out
+
+
+@torch.no_grad()
+def encode_videos(model, dataset, *, batch_size: int = 16, device=None, num_workers: int = 0,
+                  amp_dtype: Optional[torch.dtype] = None, collate_fn=None, desc: str = "videos",
+                  head=None) -> torch.Tensor:
+    """Video embeddings (N, E) of every item of ``dataset``, in dataset order (``video_idx``).
+
+    Items with multi-view frames (V, T, 3, H, W) give (N, V, E); with ``head`` (a
+    :class:`~stanlib.losses.RecognitionHead`) the result is class logits instead of embeddings.
+    Under torch.distributed every process encodes its share and all processes receive the union.
+    """
+    from tqdm.auto import tqdm
+
+    from stanlib.losses import dist_ready, gather_no_grad
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = _eval_loader(dataset, batch_size, num_workers, collate_fn)
+    show = not dist_ready() or torch.distributed.get_rank() == 0
+    feats, index = [], []
+    for batch in tqdm(loader, desc=f"encode {desc}", leave=False, disable=not show):
+        frames = batch["frames"].to(device, non_blocking=True)
+        if "video_idx" not in batch:
+            raise KeyError("evaluation batches need 'video_idx' (the dataset item's index)")
+        views = frames.shape[1] if frames.ndim == 6 else None
+        flat = frames.flatten(0, 1) if views else frames
+        with _amp_context(device, amp_dtype):
+            emb = model.encode_video(flat).float()
+        if head is not None:
+            emb = head.logits(emb)
+        if views:
+            emb = emb.view(frames.shape[0], views, -1)
+        feats.append(emb)
+        index.append(torch.as_tensor(batch["video_idx"], device=device))
+    model.train(was_training)
+    feats = gather_no_grad(torch.cat(feats)) if feats else torch.empty(0)
+    index = gather_no_grad(torch.cat(index)) if index else torch.empty(0, dtype=torch.long)
+    return _place(feats, index, len(dataset), f"encode {desc}")
+
+
+@torch.no_grad()
+def encode_texts(model, tokens: torch.Tensor, *, batch_size: int = 256, device=None,
+                 amp_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Text embeddings (N, E) of a token matrix; split over processes under torch.distributed."""
+    from stanlib.losses import dist_ready, gather_no_grad
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if dist_ready() else (0, 1)
+    share = torch.arange(len(tokens)).tensor_split(world)[rank]     # contiguous share of the rows
+    was_training = model.training
+    model.eval()
+    out = []
+    for chunk in share.split(batch_size):
+        with _amp_context(device, amp_dtype):
+            out.append(model.encode_text(tokens[chunk].to(device)).float())
+    model.train(was_training)
+    dim = int(model.embed_dim) if hasattr(model, "embed_dim") else 0
+    mine = torch.cat(out) if out else torch.empty(0, dim, device=device)
+    return gather_no_grad(mine).cpu()  # shares are contiguous and in rank order
+
+
+def _on_main(fn):
+    """Run ``fn`` on the main process only and share its (small, plain) result with the others."""
+    from stanlib.losses import dist_ready
+
+    if not dist_ready():
+        return fn()
+    box = [fn() if torch.distributed.get_rank() == 0 else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(x.double(), dim=-1)
+
+
+@torch.no_grad()
+def evaluate_retrieval(model, dataset, *, batch_size: int = 16, device=None, num_workers: int = 0,
+                       amp_dtype: Optional[torch.dtype] = None, collate_fn=None, use_dsl: bool = False,
+                       bank_tokens: Optional[torch.Tensor] = None, qb_beta: float = 20.0, qb_k: int = 1
+                       ) -> tuple[list[dict], torch.Tensor]:
+    """Encode a retrieval test set and return ``(rows, sim)``.
+
+    ``dataset`` is a ``VideoTextDataset`` in mode ``"videos"`` (items ``frames``, ``video_idx``) with
+    ``tokens()`` (all captions) and ``caption_video``. ``bank_tokens`` (e.g. the training captions)
+    enables the QB-Norm row; ``use_dsl`` the DSL rows. ``sim`` is (captions, videos) cosine.
+    """
+    videos = encode_videos(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
+                           amp_dtype=amp_dtype, collate_fn=collate_fn)
+    texts = encode_texts(model, dataset.tokens(), device=device, amp_dtype=amp_dtype)
+    v = _normalise(videos)
+    sim = _normalise(texts) @ v.t()
+    bank = None
+    if bank_tokens is not None:
+        bank = _normalise(encode_texts(model, bank_tokens, device=device, amp_dtype=amp_dtype)) @ v.t()
+    caption_video = torch.as_tensor(dataset.caption_video, dtype=torch.long)
+    rows = _on_main(lambda: retrieval_report(sim, caption_video, use_dsl=use_dsl, qb_bank_t2v=bank,
+                                             qb_beta=qb_beta, qb_k=qb_k))
+    return rows, sim
+
+
+@torch.no_grad()
+def evaluate_recognition(model, dataset, head, *, batch_size: int = 16, device=None, num_workers: int = 0,
+                         amp_dtype: Optional[torch.dtype] = None, collate_fn=None) -> tuple[dict, torch.Tensor]:
+    """Top-1/top-5 (multi-view softmax averaging) of ``model`` + ``head`` on a ``VideoLabelDataset``.
+
+    Returns ``(metrics, logits)`` with logits (N, C) or (N, views, C) in dataset order.
+    """
+    logits = encode_videos(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
+                           amp_dtype=amp_dtype, collate_fn=collate_fn, head=head, desc="clips")
+    labels = torch.as_tensor(dataset.labels, dtype=torch.long)
+    return _on_main(lambda: recognition_metrics(logits, labels)), logits
+
+
+def flatten_rows(rows: Sequence[dict]) -> dict[str, float]:
+    """``[{"row": "t2v", "R@1": ..}, ..]`` -> ``{"t2v/R@1": .., ..}`` (for histories and best-metric)."""
+    keys = ("R@1", "R@5", "R@10", "MdR", "MnR")
+    return {f"{r['row']}/{k}": r[k] for r in rows for k in keys}
+
+
+# --------------------------------------------------------------------------- `stanlib eval`
+def load_trained(checkpoint: str, device="cpu"):
+    """``(model, head or None, config, ckpt)`` rebuilt from a stanlib training checkpoint."""
+    from stanlib.losses import RecognitionHead
+    from stanlib.model import STANConfig, STANModel
+    from stanlib.presets import Config
+    from stanlib.train import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    config = Config.from_dict(ckpt["config"])
+    model = STANModel(STANConfig(**{**ckpt["model_config"], "pretrained": None}))  # weights come from ckpt
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{checkpoint}: weights do not fit the saved model config: {err}") from err
+    head = None
+    if ckpt.get("head") is not None:
+        emb = ckpt["head"]["class_embeddings"]
+        head = RecognitionHead(emb, scale=config.logit_scale, linear=config.head == "linear")
+        head.load_state_dict(ckpt["head"])
+        head.to(device)
+    return model.to(device).eval(), head, config, ckpt
+
+
+def cli_main(argv: list[str]) -> int:
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="stanlib eval", description="Evaluate a checkpoint written by `stanlib train` on its test split.")
+    parser.add_argument("--checkpoint", required=True, help="last.pt or best.pt of a run")
+    parser.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
+    parser.add_argument("--split", help="split to evaluate (default: the run's val_split)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set test_views=3 --set num_workers=0")
+    parser.add_argument("--dsl", action="store_true", help="add transductive DSL rows (retrieval)")
+    parser.add_argument("--qb-norm", action="store_true",
+                        help="add a transductive QB-Norm row with the training captions as query bank")
+    parser.add_argument("--qb-beta", type=float, default=20.0)
+    parser.add_argument("--qb-k", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, help="clips per forward pass")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", help="write the metrics to this JSON file")
+    parser.add_argument("--confusion", help="recognition: save the confusion matrix figure here")
+    args = parser.parse_args(argv)
+
+    from stanlib.presets import apply_overrides
+    from stanlib.train import CheckpointError, build_datasets, init_distributed
+
+    info = init_distributed()
+    device = torch.device(args.device if args.device != "auto" else
+                          (f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"))
+    try:
+        model, head, config, ckpt = load_trained(args.checkpoint, device)
+        overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else []) + \
+            ([f"val_split={args.split}"] if args.split else [])
+        config = apply_overrides(config, overrides)
+        splits = ("val", "train") if args.qb_norm and config.task == "retrieval" else ("val",)
+        data = build_datasets(config, model, splits)
+    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f"stanlib eval: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 1
+    try:
+        return _run_eval(args, config, model, head, ckpt, data, device, info.rank == 0)
+    except RuntimeError as err:  # e.g. VideoDecodeError: a test video is missing or unreadable
+        if type(err).__name__ != "VideoDecodeError":
+            raise
+        print(f"stanlib eval: {err}. Evaluation needs every test video: run `stanlib data check`.",
+              file=sys.stderr)
+        return 1
+
+
+def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
+    import json
+
+    from stanlib.train import amp_settings
+
+    amp_dtype, _ = amp_settings(device, config.amp)
+    batch_size = args.batch_size or config.eval_batch_size or max(1, config.batch_size // config.grad_accum)
+    common = dict(batch_size=batch_size, device=device, num_workers=config.num_workers, amp_dtype=amp_dtype)
+    if config.task == "retrieval":
+        bank = data["train"].tokens() if args.qb_norm else None
+        rows, _ = evaluate_retrieval(model, data["val"], use_dsl=args.dsl, bank_tokens=bank,
+                                     qb_beta=args.qb_beta, qb_k=args.qb_k, **common)
+        metrics = flatten_rows(rows)
+        if main:
+            print(f"{config.name}: {len(data['val'])} videos, {len(data['val'].captions)} captions "
+                  f"({config.val_split})")
+            print(format_rows(rows))
+            if any(r["transductive"] for r in rows):
+                print("* transductive re-ranking (uses test-set / query-bank statistics): report separately")
+    else:
+        metrics, logits = evaluate_recognition(model, data["val"], head, **common)
+        if main:
+            ds = data["val"]
+            print(f"{config.name}: {len(ds)} clips, {len(ds.classes)} classes, {ds.num_views} view(s) "
+                  f"({config.val_split})")
+            print("  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+            if args.confusion:
+                preds = average_views(logits).argmax(dim=-1)
+                cm = confusion_matrix(preds, torch.as_tensor(ds.labels), len(ds.classes))
+                plot_confusion_matrix(cm, ds.classes, path=args.confusion)
+                print(f"confusion matrix: {args.confusion}")
+    saved = ckpt.get("state", {}).get("metrics") or {}
+    if main and saved:
+        same = all(abs(metrics.get(k, float("nan")) - v) < 1e-6 for k, v in saved.items())
+        print(f"metrics stored in the checkpoint (epoch {ckpt['state'].get('epoch')}): "
+              f"{'reproduced exactly' if same else 'DIFFERENT: ' + json.dumps(saved)}")
+    if main and args.json:
+        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "metrics": metrics}, indent=2) + "\n")
+    return 0

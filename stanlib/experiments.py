@@ -1,0 +1,538 @@
+"""The paper's claims in miniature: fine-tune the tiny CLIP on three synthetic video tasks.
+
+Tasks (from :mod:`stanlib.data.synth`, rendered in memory: no video decoding in the loop):
+
+* ``motion``: SSv2-like, 10 classes in 5 time-reversed pairs (left/right, up/down, grow/shrink,
+  rotate cw/ccw, fade in/out). The test split holds exact reversal twins, so **direction
+  accuracy** (is the clip's own class scored above its reversed partner?) isolates temporal order.
+* ``appearance``: K400-like, 24 colour x shape classes, motion random (image knowledge).
+* ``captions``: MSR-VTT-like text->video retrieval; every test caption's reversed twin is in the
+  set ("a red circle moves left" / "... moves right": the same frames backwards).
+
+Rows (``ROWS``): zero-shot CLIP, CLIP mean pooling (CLIP4Clip meanP), seqTransf (posterior
+transformer on frame embeddings), STAN-conv, STAN-self, and the Table 6 ablations (posterior,
+branch single level, no cross-frame, no intra-frame; full = STAN-self).
+
+One compact training loop (:func:`train_model`) serves the experiments and ``stanlib demo``. It
+is not :class:`stanlib.train.Trainer` because that trainer is built around datasets that decode
+files through a DataLoader; here every clip already sits in memory as a uint8 tensor and batches
+are built from reversal twins (each clip next to its time reversal, +4 points in calibration).
+It reuses the trainer's parameter groups (branch at 10x lr, no decay on norms/embeddings) and
+warm-up + cosine schedule, and the recognition head / InfoNCE / metrics of the shared modules.
+
+Recipe (calibrated, issue 9): frozen class-name text embeddings for recognition (a trainable text
+tower collapses each reversed pair's class embeddings), CLIP lr 5e-4, branch lr 5e-3, short
+warm-up, batch 16 of 8 frames, twin batches.
+
+::
+
+    stanlib experiments run --quick                       # a smoke run (seconds)
+    stanlib experiments run --tasks motion --rows meanpool stan-self --seeds 0 1 2
+    stanlib experiments table                             # markdown table from the cached JSON
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from stanlib.data import synth
+from stanlib.evaluate import retrieval_metrics
+from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings
+from stanlib.model import STANModel, create_model
+from stanlib.tiny import to_model_input
+from stanlib.train import param_groups, warmup_cosine
+
+TASK_KINDS = {"motion": "recognition", "appearance": "recognition", "captions": "retrieval"}
+
+# row name -> (label in tables, create_model keyword arguments, trained?)
+ROWS: dict[str, tuple[str, dict, bool]] = {
+    "zero-shot": ("zero-shot CLIP (mean pooling, no training)", {"arch": "meanpool"}, False),
+    "meanpool": ("CLIP mean pooling (CLIP4Clip meanP)", {"arch": "meanpool"}, True),
+    "seqtransf": ("seqTransf (posterior transformer)", {"arch": "seqtransf"}, True),
+    "stan-conv": ("STAN-conv (dense 3x3x3)", {"temporal": "conv"}, True),
+    "stan-self": ("STAN-self (= Table 6 full)", {"temporal": "attn"}, True),
+    "posterior": ("Table 6: posterior (branch on final tokens)", {"arch": "posterior"}, True),
+    "single-level": ("Table 6: branch, single level", {"single_level": True}, True),
+    "no-cross-frame": ("Table 6: no cross-frame module", {"temporal": None}, True),
+    "no-intra-frame": ("Table 6: no intra-frame module", {"spatial": False}, True),
+}
+MAIN_ROWS = ("zero-shot", "meanpool", "seqtransf", "stan-conv", "stan-self")
+ABLATION_ROWS = ("meanpool", "posterior", "single-level", "no-cross-frame", "no-intra-frame", "stan-self")
+DEFAULT_OUT = Path("runs/experiments")
+
+
+@dataclass
+class Recipe:
+    """Data size and optimisation of one run (saved with every result; part of its cache key)."""
+
+    steps: int = 300
+    batch_size: int = 16             # clips per step (twin batches: batch_size / 2 reversal pairs)
+    num_frames: int = 8
+    depth: int = 2                   # K branch layers (the tiny CLIP has 4 layers)
+    lr: float = 5e-4                 # CLIP parameters
+    lr_mult: float = 10.0            # branch parameters: lr * lr_mult
+    weight_decay: float = 0.02
+    warmup: int = 10
+    grad_clip: float = 5.0
+    logit_scale: float = 100.0
+    twin_batches: bool = True        # each clip next to its exact time reversal (motion, captions)
+    freeze_clip: bool = False        # train only the new layers (CLIP left exactly as pretrained)
+    n_train: int = 800
+    n_test: int = 200
+    data_seed: int = 0               # the synthetic data is the same for every training seed
+    pretrained: str = "bundled"      # tiny CLIP weights ("bundled", a path, or "none" for random)
+    model_kwargs: dict = field(default_factory=dict)   # extra STANConfig fields for every row
+
+    def key(self) -> str:
+        """Short hash of the recipe and of the CLIP weights file's bytes: results are cached per
+        (task, row, seed, key), so re-training the tiny CLIP never serves stale results."""
+        text = json.dumps(asdict(self), sort_keys=True) + weights_digest(self.pretrained)
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, mtime: float) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def weights_digest(pretrained: Optional[str]) -> str:
+    """Content hash of the CLIP weights a recipe names ("" for random init)."""
+    if pretrained in (None, "", "none"):
+        return ""
+    from stanlib.clip import BUNDLED_TINY
+
+    path = BUNDLED_TINY if pretrained == "bundled" else Path(pretrained)
+    if not path.is_file():
+        raise FileNotFoundError(f"tiny CLIP weights {path} not found; run `stanlib pretrain-tiny` or pass --pretrained")
+    return _file_digest(str(path), path.stat().st_mtime)
+
+
+QUICK = Recipe(steps=3, batch_size=4, num_frames=4, n_train=16, n_test=20, warmup=1)
+
+
+# =========================================================================== data
+@dataclass
+class TaskData:
+    """A task rendered in memory. Frames are uint8 (N, T, H, W, 3); ``twin[i]`` is the index of
+    clip i's exact time reversal in the same split (-1 if none)."""
+
+    name: str
+    kind: str                        # "recognition" | "retrieval"
+    classes: list[str]
+    train_frames: torch.Tensor
+    train_labels: torch.Tensor
+    train_twin: torch.Tensor
+    train_captions: list[list[str]]
+    test_frames: torch.Tensor
+    test_labels: torch.Tensor
+    test_twin: torch.Tensor
+    test_captions: list[str]
+
+    @property
+    def pair_names(self) -> tuple[str, ...]:
+        return synth.PAIR_NAMES
+
+
+def _twin_index(items: list[synth.SynthItem]) -> torch.Tensor:
+    where = {it.id: i for i, it in enumerate(items)}
+    return torch.tensor([where.get(it.twin, -1) if it.twin else -1 for it in items], dtype=torch.long)
+
+
+@functools.lru_cache(maxsize=4)
+def load_task(name: str, n_train: int = 800, n_test: int = 200, seed: int = 0, num_frames: int = 8,
+              size: int = 64, progress: bool = True) -> TaskData:
+    """Render a synthetic task in memory (cached per process). Motion and captions training splits
+    are made of reversal twins, so twin batches can be drawn."""
+    if name not in TASK_KINDS:
+        raise ValueError(f"unknown task {name!r}; expected one of {list(TASK_KINDS)}")
+    kwargs = {} if name == "appearance" else {"twin_train": True}
+    n_train += n_train % 2 if name != "appearance" else 0
+    task = synth.TASKS[name](n_train=n_train, n_test=n_test, seed=seed, size=size, num_frames=num_frames, **kwargs)
+    # the motion and captions labels are motion classes (pair = label // 2); appearance: colour x shape
+    labels = {s: torch.as_tensor(task.labels(s)) for s in ("train", "test")}
+    return TaskData(
+        name=name, kind=TASK_KINDS[name], classes=list(task.classes),
+        train_frames=torch.from_numpy(task.frames("train", progress=progress)),
+        train_labels=labels["train"], train_twin=_twin_index(task.train),
+        train_captions=[list(it.captions) for it in task.train],
+        test_frames=torch.from_numpy(task.frames("test", progress=progress)),
+        test_labels=labels["test"], test_twin=_twin_index(task.test),
+        test_captions=[it.caption for it in task.test])
+
+
+def batch_order(data: TaskData, batch_size: int, steps: int, rng: np.random.Generator,
+                twins: bool = True) -> list[np.ndarray]:
+    """Indices of the training clips for every step: epochs of a random permutation.
+
+    ``twins``: a batch holds ``batch_size / 2`` reversal pairs (clip i and clip ``twin[i]``), so
+    the only difference between some clips of a batch is the order of their frames.
+    """
+    n = len(data.train_labels)
+    twin = data.train_twin.numpy()
+    use_twins = twins and (twin >= 0).all()
+    if use_twins:
+        firsts = np.flatnonzero(np.arange(n) < twin)   # one index per pair
+        per_batch = max(1, batch_size // 2)
+    else:
+        firsts, per_batch = np.arange(n), batch_size
+    if per_batch > len(firsts):
+        raise ValueError(f"batch of {batch_size} clips needs more training clips than {n}; lower batch_size")
+    out, pool = [], []
+    while len(out) < steps:
+        if len(pool) < per_batch:
+            pool = list(rng.permutation(firsts))
+        pick = np.array(pool[:per_batch])
+        pool = pool[per_batch:]
+        out.append(np.stack([pick, twin[pick]], 1).reshape(-1) if use_twins else pick)
+    return out
+
+
+# =========================================================================== models
+def build_model(row: str, recipe: Recipe) -> STANModel:
+    """The model of one row, on the tiny CLIP (``recipe.pretrained``)."""
+    if row not in ROWS:
+        raise ValueError(f"unknown row {row!r}; expected one of {list(ROWS)}")
+    kwargs = {"temporal": "attn", **ROWS[row][1], **recipe.model_kwargs}
+    pretrained = None if recipe.pretrained in ("none", "", None) else recipe.pretrained
+    return create_model("stan-tiny", pretrained=pretrained, depth=recipe.depth, num_frames=recipe.num_frames,
+                        logit_scale=recipe.logit_scale, **kwargs)
+
+
+def _freeze(model: STANModel, recipe: Recipe, kind: str) -> None:
+    """CLIP's own logit scale is unused (fixed scale); recognition keeps the text tower frozen."""
+    for name, p in model.clip.named_parameters():
+        if name in ("logit_scale", "logit_bias"):
+            p.requires_grad_(False)
+        elif recipe.freeze_clip or (kind == "recognition" and not name.startswith("visual.")):
+            p.requires_grad_(False)
+
+
+def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> RecognitionHead:
+    """Cosine classifier over the frozen text embeddings of the class names."""
+    return RecognitionHead(class_text_embeddings(model, data.classes), scale=recipe.logit_scale)
+
+
+# =========================================================================== training
+def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0, *, progress: bool = True,
+                desc: str = "train", eval_every: int = 0,
+                callback: Optional[Callable[[int, float], None]] = None) -> dict:
+    """Fine-tune ``model`` on ``data`` for ``recipe.steps`` steps. Returns the training record:
+    ``{"loss": [per step], "eval": [(step, metrics)], "seconds": ...}``.
+
+    Recognition: cross-entropy of the cosine classifier over frozen class-name embeddings.
+    Retrieval: symmetric InfoNCE with one random caption per clip (text tower trained).
+    ``eval_every`` > 0 evaluates on the test split during training (for curves).
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    _freeze(model, recipe, data.kind)
+    model.train()
+    head = recognition_head(model, data, recipe) if data.kind == "recognition" else None
+    criterion = ContrastiveLoss(recipe.logit_scale)
+    groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.lr_mult)
+    if not groups:  # nothing to train (frozen CLIP without a branch)
+        return {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0, "trainable": 0}
+    opt = torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.98), eps=1e-8)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(max(1, recipe.warmup), recipe.steps))
+    params = [p for g in groups for p in g["params"]]
+    order = batch_order(data, recipe.batch_size, recipe.steps, rng, recipe.twin_batches)
+    record = {"loss": [], "eval": [], "trainable": sum(p.numel() for p in params)}
+    t0, cpu0 = time.time(), time.process_time()
+    bar = tqdm(order, desc=desc, disable=not progress, leave=False)
+    for step, idx in enumerate(bar):
+        frames = to_model_input(data.train_frames[idx])
+        if head is not None:
+            loss = head(model.encode_video(frames), data.train_labels[idx])
+        else:
+            caps = [data.train_captions[i][rng.integers(len(data.train_captions[i]))] for i in idx]
+            loss = criterion(model.encode_video(frames), model.encode_text(model.tokenize(caps)))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: loss {loss.item()} at step {step}; lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if recipe.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+        opt.step()
+        sched.step()
+        record["loss"].append(round(loss.item(), 5))
+        if callback is not None:
+            callback(step, record["loss"][-1])
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{np.mean(record['loss'][-10:]):.3f}")
+        if eval_every and ((step + 1) % eval_every == 0 or step + 1 == recipe.steps):
+            record["eval"].append((step + 1, summary(evaluate_model(model, data, recipe, head=head))))
+            model.train()
+    model.eval()
+    record["seconds"] = round(time.time() - t0, 1)
+    record["cpu_seconds"] = round(time.process_time() - cpu0, 1)  # all threads: the cost on a free machine
+    return record
+
+
+# =========================================================================== evaluation
+@torch.no_grad()
+def encode_clips(model: STANModel, frames: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Video embeddings (N, E) of uint8 clips (N, T, H, W, 3), in eval mode."""
+    model.eval()
+    return torch.cat([model.encode_video(to_model_input(frames[i:i + batch_size]))
+                      for i in range(0, len(frames), batch_size)])
+
+
+def direction_metrics(logits: torch.Tensor, labels: torch.Tensor, pair_names: Sequence[str]) -> dict:
+    """Recognition with classes in reversed pairs (class 2k and 2k+1 are time reversals).
+
+    direction: own class scored strictly above its partner (ties count as wrong); pair: the
+    predicted class is in the right pair; both overall and per pair. An order-blind model gives
+    a clip and its reversal the same scores, so on twin test sets its direction is exactly 50%.
+    """
+    own = logits.gather(1, labels[:, None])[:, 0]
+    partner = logits.gather(1, (labels ^ 1)[:, None])[:, 0]
+    direction = (own > partner).float()
+    pred = logits.argmax(dim=1)
+    pair_ok = (pred // 2 == labels // 2).float()
+    out = {"top1": 100 * (pred == labels).float().mean().item(), "direction": 100 * direction.mean().item(),
+           "pair": 100 * pair_ok.mean().item(), "per_pair": {}}
+    for p, name in enumerate(pair_names):
+        m = labels // 2 == p
+        if m.any():
+            out["per_pair"][name] = {"direction": 100 * direction[m].mean().item(),
+                                     "pair": 100 * pair_ok[m].mean().item(), "n": int(m.sum())}
+    return out
+
+
+def evaluate_model(model: STANModel, data: TaskData, recipe: Recipe, head: Optional[RecognitionHead] = None,
+                   batch_size: int = 32) -> dict:
+    """Test-split metrics of a model on a task (plus predictions for a confusion matrix)."""
+    video = encode_clips(model, data.test_frames, batch_size)
+    labels = data.test_labels
+    if data.kind == "recognition":
+        head = head if head is not None else recognition_head(model, data, recipe)
+        logits = head.logits(video)
+        if data.name == "motion":
+            out = direction_metrics(logits, labels, data.pair_names)
+        else:
+            out = {"top1": 100 * (logits.argmax(1) == labels).float().mean().item()}
+        out["preds"] = logits.argmax(1).tolist()
+        return out
+    with torch.no_grad():
+        text = model.encode_text(model.tokenize(data.test_captions))
+    sim = F.normalize(text.float(), dim=-1) @ F.normalize(video.float(), dim=-1).t()   # (captions, videos)
+    out = {"t2v": retrieval_metrics(sim)["t2v"], "v2t": retrieval_metrics(sim)["v2t"]}
+    twin = data.test_twin
+    has = twin >= 0
+    idx = torch.arange(len(sim))
+    # twin accuracy: the video scores its own caption strictly above its reversed twin's caption
+    # ("moves left" vs "moves right"). An order-blind video encoder gives both twins the same
+    # embedding, so exactly one twin of each pair is right: 50%.
+    ok = (sim[idx[has], idx[has]] > sim[twin[has], idx[has]]).float()
+    out["twin"] = 100 * ok.mean().item()
+    pairs = labels[has] // 2
+    out["per_pair"] = {name: {"twin": 100 * ok[pairs == p].mean().item(), "n": int((pairs == p).sum())}
+                       for p, name in enumerate(data.pair_names) if (pairs == p).any()}
+    return out
+
+
+def summary(metrics: dict) -> dict:
+    """The headline numbers of a metrics dict (for curves and logs)."""
+    keys = ("top1", "direction", "pair", "twin")
+    out = {k: round(metrics[k], 2) for k in keys if k in metrics}
+    if "t2v" in metrics:
+        out["R@1"] = round(metrics["t2v"]["R@1"], 2)
+    return out
+
+
+# =========================================================================== one run, a sweep
+def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFAULT_OUT, *,
+            progress: bool = True, force: bool = False) -> dict:
+    """Train and evaluate one (task, row, seed); cached as JSON under ``out_dir/results``."""
+    path = Path(out_dir) / "results" / f"{task}__{row}__seed{seed}__{recipe.key()}.json"
+    if path.is_file() and not force:
+        return json.loads(path.read_text())
+    data = load_task(task, recipe.n_train, recipe.n_test, recipe.data_seed, recipe.num_frames, progress=progress)
+    torch.manual_seed(seed)  # branch initialisation (time embedding, temporal attention)
+    model = build_model(row, recipe)
+    trained = ROWS[row][2]
+    record = train_model(model, data, recipe, seed, progress=progress, desc=f"{task}/{row}/s{seed}") if trained \
+        else {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0}
+    metrics = evaluate_model(model, data, recipe)
+    metrics.pop("preds", None)
+    result = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": recipe.key(),
+              "weights_sha1": weights_digest(recipe.pretrained),
+              "metrics": metrics, "train_seconds": record["seconds"], "train_cpu_seconds": record.get("cpu_seconds", 0.0),
+              "trainable": record.get("trainable", 0),
+              "loss": record["loss"], "torch_threads": torch.get_num_threads()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int], recipe: Recipe,
+              out_dir: Path = DEFAULT_OUT, progress: bool = True) -> list[dict]:
+    """Every (task, row, seed), cached; prints one line per finished run."""
+    results = []
+    for task in tasks:
+        for seed in seeds:
+            for row in rows:
+                t0 = time.time()
+                res = run_one(task, row, seed, recipe, out_dir, progress=progress)
+                results.append(res)
+                print(f"[{time.strftime('%H:%M:%S')}] {task:<10} {row:<15} seed {seed}: {summary(res['metrics'])} "
+                      f"({res['train_seconds']:.0f} s train, {time.time() - t0:.0f} s total)", flush=True)
+    return results
+
+
+# =========================================================================== tables
+def load_results(out_dir: Path = DEFAULT_OUT, recipe_key: Optional[str] = None) -> list[dict]:
+    files = sorted((Path(out_dir) / "results").glob("*.json"))
+    results = [json.loads(f.read_text()) for f in files]
+    return [r for r in results if recipe_key is None or r["recipe_key"] == recipe_key]
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
+
+
+def _pick(metrics: dict, path: tuple[str, ...]) -> Optional[float]:
+    cur = metrics
+    for part in path:
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return float(cur)
+
+
+TABLE_COLUMNS = {
+    "motion": [("top-1", ("top1",)), ("direction", ("direction",)), ("pair id", ("pair",))]
+    + [(f"dir. {n}", ("per_pair", n, "direction")) for n in synth.PAIR_NAMES],
+    "appearance": [("top-1", ("top1",))],
+    "captions": [("t2v R@1", ("t2v", "R@1")), ("t2v R@5", ("t2v", "R@5")), ("twin acc.", ("twin",))]
+    + [(f"twin {n}", ("per_pair", n, "twin")) for n in synth.PAIR_NAMES],
+}
+
+
+def results_table(results: list[dict], task: str, rows: Sequence[str]) -> str:
+    """Markdown table (mean ± std over seeds) of one task, one line per row present."""
+    cols = TABLE_COLUMNS[task]
+    lines = ["| model | seeds | " + " | ".join(c for c, _ in cols) + " | train CPU s |",
+             "|---|---|" + "---|" * len(cols) + "---|"]
+    for row in rows:
+        runs = [r for r in results if r["task"] == task and r["row"] == row]
+        if not runs:
+            continue
+        cells = [_mean_std([v for r in runs if (v := _pick(r["metrics"], key)) is not None]) for _, key in cols]
+        secs = np.mean([r.get("train_cpu_seconds", r["train_seconds"]) for r in runs])
+        lines.append(f"| {ROWS[row][0]} | {len(runs)} | " + " | ".join(cells) + f" | {secs:.0f} |")
+    return "\n".join(lines)
+
+
+def markdown_report(results: list[dict]) -> str:
+    """All tables: main rows and ablations per task, with the recipe of the runs."""
+    parts = []
+    for key in sorted({r["recipe_key"] for r in results}):
+        rs = [r for r in results if r["recipe_key"] == key]
+        sha = rs[0].get("weights_sha1", "?")
+        parts.append(f"### Recipe `{key}` (CLIP weights sha1 `{sha}`)\n\n```json\n{json.dumps(rs[0]['recipe'])}\n```\n")
+        for task in TASK_KINDS:
+            if any(r["task"] == task for r in rs):
+                parts.append(f"**{task}** (main rows)\n\n{results_table(rs, task, MAIN_ROWS)}\n")
+                ablations = [a for a in ABLATION_ROWS if a not in MAIN_ROWS or a == "stan-self"]
+                if any(r["task"] == task and r["row"] in ablations[:-1] for r in rs):
+                    parts.append(f"**{task}** (Table 6 ablation)\n\n{results_table(rs, task, ABLATION_ROWS)}\n")
+    return "\n".join(parts)
+
+
+def write_report(results: list[dict], out_dir: Path = DEFAULT_OUT) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(
+        [{k: v for k, v in r.items() if k != "loss"} for r in results], indent=1) + "\n")
+    path = out_dir / "results.md"
+    path.write_text(markdown_report(results) + "\n")
+    return path
+
+
+# =========================================================================== command line
+def _recipe_from_args(args) -> Recipe:
+    recipe = QUICK if args.quick else Recipe()
+    changes = {k: getattr(args, k) for k in ("steps", "batch_size", "num_frames", "depth", "n_train", "n_test", "lr",
+                                             "lr_mult", "pretrained") if getattr(args, k, None) is not None}
+    if args.freeze_clip:
+        changes["freeze_clip"] = True
+    if args.no_twins:
+        changes["twin_batches"] = False
+    if args.set:
+        extra = dict(recipe.model_kwargs)
+        for item in args.set:
+            key, _, text = item.partition("=")
+            try:
+                extra[key] = json.loads(text)
+            except json.JSONDecodeError:
+                extra[key] = text
+        changes["model_kwargs"] = extra
+    return replace(recipe, **changes)
+
+
+def cli_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="stanlib experiments", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="train + evaluate (cached per task/row/seed/recipe), then write the tables")
+    run.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every row in seconds")
+    run.add_argument("--tasks", nargs="+", default=list(TASK_KINDS), choices=list(TASK_KINDS))
+    run.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--out", default=str(DEFAULT_OUT))
+    run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    for name, typ in (("steps", int), ("batch-size", int), ("num-frames", int), ("depth", int), ("n-train", int),
+                      ("n-test", int), ("lr", float), ("lr-mult", float), ("pretrained", str)):
+        run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
+    run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
+    run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
+    run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
+    table = sub.add_parser("table", help="print / write the markdown tables from cached results")
+    table.add_argument("--out", default=str(DEFAULT_OUT))
+    sub.add_parser("list", help="the rows and tasks")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "list":
+        for name, (label, kwargs, trained) in ROWS.items():
+            print(f"{name:<15} {label:<45} {kwargs}{'' if trained else ' (not trained)'}")
+        print("tasks:", ", ".join(f"{t} ({k})" for t, k in TASK_KINDS.items()))
+        return 0
+    out = Path(args.out)
+    if args.cmd == "table":
+        results = load_results(out)
+        if not results:
+            print(f"stanlib experiments: no results under {out}/results; run `stanlib experiments run` first",
+                  file=sys.stderr)
+            return 2
+        print(markdown_report(results))
+        print(f"wrote {write_report(results, out)}")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = _recipe_from_args(args)
+    print(f"recipe {recipe.key()}: {asdict(recipe)}")
+    t0 = time.time()
+    try:
+        results = run_sweep(args.tasks, args.rows, args.seeds, recipe, out)
+    except FileNotFoundError as err:
+        print(f"stanlib experiments: {err}", file=sys.stderr)
+        return 2
+    path = write_report(load_results(out), out)
+    print(markdown_report(results))
+    print(f"wrote {path} and {out / 'results.json'}; wall time {time.time() - t0:.0f} s")
+    return 0

@@ -1,0 +1,29 @@
+"""`stanlib demo --quick`: every figure is written and mean pooling is exactly order-blind."""
+import json
+
+import pytest
+
+from stanlib import demo
+from stanlib.clip import BUNDLED_TINY
+
+
+@pytest.mark.skipif(not BUNDLED_TINY.is_file(), reason="shipped tiny CLIP not built yet")
+def test_quick_demo_writes_figures_and_meanpool_is_half(tmp_path, capsys):
+    assert demo.cli_main(["--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "demo wall time" in out and "direction" in out
+    for name in ("curves.png", "confusion.png", "attention_clip_vs_stan.png", "attention_temporal.png",
+                 "results.json"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    summary = json.loads((tmp_path / "results.json").read_text())
+    meanpool = summary["results"]["mean pooling"]
+    # a clip and its exact time reversal get the same mean-pooled embedding: one of each twin pair wins
+    assert meanpool["direction"] == 50.0
+    assert all(p["direction"] == 50.0 for p in meanpool["per_pair"].values())
+    assert set(summary["results"]) == {"mean pooling", "STAN-self"}
+    assert len(summary["curves"]["STAN-self"]["loss"]) == demo.QUICK_STEPS
+
+
+def test_tour_flag_keeps_the_model_tour(capsys):
+    assert demo.cli_main(["--tour"]) == 0
+    assert "params" in capsys.readouterr().out

@@ -1,0 +1,86 @@
+"""Miniature experiments: metrics, twin batches, order (in)variance, caching, tables."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from stanlib import experiments as ex
+
+TINY = replace(ex.QUICK, pretrained="none", steps=2)  # random CLIP: the test does not need the shipped one
+
+
+@pytest.fixture(scope="module")
+def motion():
+    return ex.load_task("motion", n_train=16, n_test=20, seed=0, num_frames=4, progress=False)
+
+
+def test_direction_metrics_order_blind_is_exactly_half_and_ties_count_wrong():
+    labels = torch.tensor([0, 1, 6, 7])                    # two reversed pairs, clip i's twin is i^1
+    logits = torch.randn(2, 10).repeat_interleave(2, 0)    # twins get identical scores (order-blind)
+    m = ex.direction_metrics(logits, labels, ex.synth.PAIR_NAMES)
+    assert m["direction"] == 50.0
+    assert set(m["per_pair"]) == {"left/right", "rotate cw/ccw"}
+    perfect = torch.nn.functional.one_hot(labels, 10).float()
+    assert ex.direction_metrics(perfect, labels, ex.synth.PAIR_NAMES)["direction"] == 100.0
+    assert ex.direction_metrics(torch.zeros(4, 10), labels, ex.synth.PAIR_NAMES)["direction"] == 0.0
+
+
+def test_task_twins_are_exact_reversals(motion):
+    for split in ("train", "test"):
+        frames, twin = getattr(motion, f"{split}_frames"), getattr(motion, f"{split}_twin")
+        labels = getattr(motion, f"{split}_labels")
+        assert (twin >= 0).all()
+        assert torch.equal(frames[3], frames[twin[3]].flip(0))
+        assert torch.equal(labels ^ 1, labels[twin])
+
+
+def test_twin_batches_hold_each_clip_with_its_reversal(motion):
+    order = ex.batch_order(motion, batch_size=4, steps=6, rng=np.random.default_rng(0))
+    twin = motion.train_twin
+    for idx in order:
+        assert len(idx) == 4 and set(twin[idx].tolist()) == set(idx.tolist())
+    # the first epoch (4 batches of 2 pairs = 8 pairs) sees every training clip once
+    assert sorted(np.concatenate(order[:4]).tolist()) == list(range(16))
+    plain = ex.batch_order(motion, 4, 2, np.random.default_rng(0), twins=False)
+    assert any(set(twin[i].tolist()) != set(i.tolist()) for i in plain)
+
+
+def test_meanpool_is_order_blind_and_stan_is_not(motion):
+    clip = motion.test_frames[:1]
+    both = torch.cat([clip, clip.flip(1)])
+    torch.manual_seed(0)
+    emb = ex.encode_clips(ex.build_model("meanpool", TINY), both)
+    blind = (emb[0] - emb[1]).abs().max()
+    assert blind < 1e-5  # equal up to float rounding of the sum over frames
+    torch.manual_seed(0)
+    stan = ex.build_model("stan-self", TINY)
+    with torch.no_grad():  # the zero-initialised temporal_fc hides order at init; open it up
+        for m in stan.branch.temporal:
+            torch.nn.init.normal_(m.temporal_fc.weight, std=0.1)
+    emb = ex.encode_clips(stan, both)
+    assert (emb[0] - emb[1]).abs().max() > max(1e-4, 100 * blind)  # small before training, but real
+
+
+def test_run_one_caches_and_meanpool_direction_is_exactly_half(tmp_path):
+    res = ex.run_one("motion", "meanpool", 0, TINY, tmp_path, progress=False)
+    assert res["metrics"]["direction"] == 50.0 and len(res["loss"]) == TINY.steps
+    files = list((tmp_path / "results").glob("motion__meanpool__seed0__*.json"))
+    assert len(files) == 1
+    again = ex.run_one("motion", "meanpool", 0, TINY, tmp_path, progress=False)  # served from the cache
+    assert again == res
+    res2 = ex.run_one("captions", "zero-shot", 0, TINY, tmp_path, progress=False)
+    assert res2["metrics"]["twin"] == 50.0  # the video picks between its caption and the reversed twin's
+    table = ex.results_table([res, dict(res, seed=1)], "motion", ["meanpool"])
+    assert "50.0 ± 0.0" in table and "| 2 |" in table
+    report = ex.write_report(ex.load_results(tmp_path), tmp_path)
+    assert "**motion**" in report.read_text() and (tmp_path / "results.json").is_file()
+
+
+def test_cli_list_and_unknown_row(capsys):
+    assert ex.cli_main(["list"]) == 0
+    assert "stan-self" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown row"):
+        ex.build_model("nope", TINY)
+    with pytest.raises(SystemExit):
+        ex.cli_main(["run", "--rows", "nope"])
