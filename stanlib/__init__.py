@@ -24,6 +24,9 @@ _LAZY = {
     "Predictor": "stanlib.predict",
     "load_official": "stanlib.weights",
     "from_pretrained": "stanlib.weights",
+    "save_pretrained": "stanlib.weights",
+    "export_official": "stanlib.weights",
+    "push_to_hub": "stanlib.weights",
     "load_tiny": "stanlib.tiny",
 }
 

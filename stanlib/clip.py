@@ -79,6 +79,10 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
     """
     if name not in open_clip.list_models():
         raise ValueError(f"unknown CLIP config {name!r}; choose one of {list_clips()}")
+    if pretrained is not None and Path(pretrained).is_dir():  # a Hugging Face CLIP folder
+        from stanlib.weights import create_clip_from_hf_folder
+
+        return create_clip_from_hf_folder(pretrained, name, quick_gelu)
     if quick_gelu is None:
         quick_gelu = pretrained == "openai"
     if pretrained == "bundled":

@@ -222,6 +222,18 @@ class STANModel(nn.Module):
         return self.logit_scale * v @ t.t()
 
     # ------------------------------------------------------------------ bookkeeping
+    def save_pretrained(self, directory) -> None:
+        """Write ``model.safetensors`` + ``config.json`` (no pickles); reload with ``stanlib.from_pretrained``."""
+        from stanlib.weights import save_pretrained
+
+        save_pretrained(self, directory)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload the ``save_pretrained`` files to a Hugging Face Hub repository."""
+        from stanlib.weights import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
     def num_params(self) -> dict[str, int]:
         """Parameter counts: CLIP vision, CLIP text, branch, total."""
         vis = sum(p.numel() for p in self.clip.visual.parameters())
