@@ -718,8 +718,13 @@ def print_memory_table(results: list[Result]) -> None:
 
 # =========================================================================== scaling
 def scaling(clips: Sequence[str], frames: Sequence[int], depths: Sequence[int], depth_frames: int, batch: int,
-            base: Setup, what: Sequence[str], repeats: int, warmup: int) -> list[Result]:
-    """Cost vs frames (K fixed) and vs depth K (frames fixed); one model per (clip, K), frames varied on it."""
+            base: Setup, what: Sequence[str], repeats: int, warmup: int,
+            train_max_frames: Optional[int] = None) -> list[Result]:
+    """Cost vs frames (K fixed) and vs depth K (frames fixed); one model per (clip, K), frames varied on it.
+
+    ``train_max_frames``: longer clips get the forward only (a train step's activations grow with
+    T: keep it within the machine's memory).
+    """
     from tqdm import tqdm
 
     plan = [(c, base.depth, f) for c in clips for f in frames]
@@ -732,7 +737,8 @@ def scaling(clips: Sequence[str], frames: Sequence[int], depths: Sequence[int], 
             model, key = None, (clip, k)
             release_memory()
             model = build_model(s)
-        r = run_variants({f"{clip} K={k} T={f}": s}, what, repeats, warmup, model=model)[0]
+        todo = [w for w in what if w != "train" or train_max_frames is None or f <= train_max_frames]
+        r = run_variants({f"{clip} K={k} T={f}": s}, todo, repeats, warmup, model=model)[0]
         results.append(r)
         print(f"  {r.label}: forward {_fmt(r.forward)} s, train {_fmt(r.train)} s, "
               f"peak {_fmt(r.memory.peak_mib if r.memory else None, '.0f')} MiB", file=sys.stderr)
@@ -745,7 +751,7 @@ def scaling_tables(results: list[Result], base_depth: int, depth_frames: int) ->
         return (f"| {r.setup.clip} | {first} | {r.flops['gmacs']:.1f} | {_fmt(r.forward, '.2f')} | "
                 f"{_fmt(r.train, '.2f')} | {_fmt(m.peak_mib if m else None, '.0f')} | "
                 f"{_fmt(m.step_mib if m else None, '.0f')} |")
-    head = "| GFLOPs/clip | forward s | train step s | train peak MiB | activations MiB |"
+    head = "| GFLOPs/clip | forward s | train step s | train peak MiB | above resting MiB |"
     out = [f"Cost vs frames (K={base_depth}, batch {results[0].setup.batch}, {results[0].setup.precision}):", "",
            "| model | frames " + head, "|---|---|---|---|---|---|---|"]
     out += [row(r, str(r.setup.frames)) for r in results if r.setup.depth == base_depth and
@@ -1002,11 +1008,13 @@ def scaling_main(argv: list[str]) -> int:
     ap.add_argument("--depths", nargs="+", type=int, default=[0, 2, 4, 6, 8], help="0: CLIP mean pooling")
     ap.add_argument("--depth-frames", type=int, default=8, help="frames for the depth sweep")
     ap.add_argument("--what", nargs="+", default=["forward", "train"], choices=["forward", "train"])
+    ap.add_argument("--train-max-frames", type=int, default=None,
+                    help="forward only above this many frames (bounds the memory a train step needs)")
     args = ap.parse_args(argv)
     _threads(args.threads)
     base = _setup_from(args, clip=args.clips[0])
     results = scaling(args.clips, args.frame_list, args.depths, args.depth_frames, args.batch, base, args.what,
-                      args.repeats, args.warmup)
+                      args.repeats, args.warmup, args.train_max_frames)
     print(f"{device_info(torch.device(base.device))['device']}")
     print(scaling_tables(results, base.depth, args.depth_frames))
     _write_json(args.json, [r.to_dict() for r in results])

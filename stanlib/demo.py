@@ -149,6 +149,7 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     plot_curves(records, out / "curves.png")
     plot_confusions(preds, data, out / "confusion.png")
     files = [out / "curves.png", out / "confusion.png"] + write_attention(models["STAN-self"], data, out)
+    models["STAN-self"].save_pretrained(out / "stan_self")  # the bundled data_samples/tiny is this model
     wall = time.time() - t0
     summary = {"results": results, "wall_time_s": round(wall, 1), "seed": seed,
                "recipes": {"mean pooling": asdict(meanpool), "STAN-self": asdict(stan)},

@@ -35,10 +35,13 @@ def multihead_attention(x: torch.Tensor, in_proj_weight: torch.Tensor, in_proj_b
 
     Fused SDPA when ``fused`` and not recording; otherwise the explicit path (same numbers up to
     fp32 rounding). Shared by the branch's :class:`Attention` and CLIP's own blocks (for capture).
+    One exception on the fused path: CPU training in bf16/fp16 runs the explicit math, because
+    PyTorch's CPU flash-attention backward is 2.5-6.5x slower there (docs/benchmarks.md).
     """
     q, k, v = F.linear(x, in_proj_weight, in_proj_bias).chunk(3, dim=-1)
     q, k, v = (rearrange(t, "n s (h d) -> n h s d", h=heads) for t in (q, k, v))
-    if fused and record is None:
+    slow_cpu_backward = q.device.type == "cpu" and q.requires_grad and q.dtype in (torch.bfloat16, torch.float16)
+    if fused and record is None and not slow_cpu_backward:
         out = F.scaled_dot_product_attention(q, k, v)
     else:
         out = explicit_attention(q, k, v, record)

@@ -58,6 +58,27 @@ def test_fused_and_explicit_paths_agree_outputs_and_gradients(tiny_frames):
         assert (ge[name] - gf[name]).abs().max() / scale < 1e-4, name
 
 
+def test_cpu_half_precision_training_uses_explicit_attention_kernel(monkeypatch):
+    """CPU flash-attention backward in bf16 is slow: the fused path trains through the explicit math there."""
+    import stanlib.stan as stan
+
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(stan.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    attn = stan.Attention(32, 4)
+    x = torch.randn(2, 5, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_bf16 = attn(x)
+        with torch.no_grad():
+            attn(x)
+    assert len(calls) == 1  # only the no-grad call used SDPA
+    attn(x)
+    assert len(calls) == 2  # fp32 training keeps SDPA
+    attn.fused = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.allclose(attn(x).float(), y_bf16.float())
+
+
 def test_text_tower_on_short_context_equals_padded_open_clip():
     model = _tiny()
     for length in (5, 9):
