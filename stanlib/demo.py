@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from stanlib.experiments import Recipe, TaskData, build_model, evaluate_model, load_task, train_model
+from stanlib.experiments import Recipe, TaskData, build_model, load_task, summary, train_model
 
 # The demo recipe: the experiments' recipe (K=4, CLIP fine-tuned at 5e-4, branch at 5e-3, twin
 # batches of 16 clips x 8 frames) with fewer steps, sized for <= 5 minutes on 2 free CPU cores
 # (see docs/experiments.md). Mean pooling's direction accuracy is 50% however long it trains, so
 # it gets only enough steps to learn which pair a clip belongs to.
-DEMO_STAN = Recipe(steps=200, n_train=400, n_test=100)
-DEMO_MEANPOOL = replace(DEMO_STAN, steps=40)
+DEMO_STAN = Recipe(steps=240, n_train=400, n_test=100)
+DEMO_MEANPOOL = replace(DEMO_STAN, steps=20)
 QUICK_STEPS = 2
 
 
@@ -137,7 +138,7 @@ def write_attention(model, data: TaskData, out: Path, index: int = 0) -> list[Pa
 
 # --------------------------------------------------------------------------- the demo
 def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: Recipe = DEMO_MEANPOOL,
-             seed: int = 0, progress: bool = True, eval_points: int = 4) -> dict:
+             seed: int = 0, progress: bool = True, eval_points: int = 3) -> dict:
     """Train mean pooling and STAN-self on the motion task; write figures; return the results."""
     t0, cpu0 = time.time(), time.process_time()
     out = Path(out)
@@ -152,9 +153,9 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
         model = build_model(row, recipe)
         what = "CLIP frozen, branch trained" if recipe.freeze_clip else "CLIP fine-tuned"
         print(f"training {name} ({what}, {recipe.steps} steps of {recipe.batch_size} clips)...", flush=True)
-        every = max(1, recipe.steps // eval_points)
+        every = max(1, math.ceil(recipe.steps / eval_points))  # the last evaluation is the final one
         records[name] = train_model(model, data, recipe, seed, progress=progress, desc=name, eval_every=every)
-        metrics = evaluate_model(model, data, recipe)
+        metrics = dict(records[name]["eval"][-1][1])  # the evaluation after the last step
         preds[name] = metrics.pop("preds")
         results[name] = metrics
         models[name] = model
@@ -166,19 +167,20 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     files = [out / "curves.png", out / "confusion.png"] + write_attention(models["STAN-self"], data, out)
     models["STAN-self"].save_pretrained(out / "stan_self")  # the bundled data_samples/tiny is this model
     wall, cpu = time.time() - t0, time.process_time() - cpu0
-    summary = {"results": results, "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "seed": seed,
+    report = {"results": results, "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "seed": seed,
                "recipes": {"mean pooling": asdict(meanpool), "STAN-self": asdict(stan)},
                "train_seconds": {k: r["seconds"] for k, r in records.items()},
-               "curves": {k: {"loss": r["loss"], "eval": r["eval"]} for k, r in records.items()},
+               "curves": {k: {"loss": r["loss"], "eval": [(s, summary(m)) for s, m in r["eval"]]}
+                          for k, r in records.items()},
                "torch_threads": torch.get_num_threads()}
-    (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     files.append(out / "results.json")
     print(f"\nmean pooling cannot tell a clip from its reversal: direction {results['mean pooling']['direction']:.1f}%"
           f"; STAN-self: {results['STAN-self']['direction']:.1f}%")
     print("wrote " + ", ".join(str(f) for f in files))
     print(f"demo wall time: {wall:.0f} s ({wall / 60:.1f} min); CPU time {cpu:.0f} s on "
           f"{torch.get_num_threads()} thread(s)")
-    return summary
+    return report
 
 
 def cli_main(argv: list[str]) -> int:

@@ -90,6 +90,8 @@ class Recipe:
     logit_scale: float = 100.0
     twin_batches: bool = True        # each clip next to its exact time reversal (motion, captions)
     freeze_clip: bool = False        # train only the new layers (CLIP left exactly as pretrained)
+    head: str = "text"               # recognition: "text" (frozen class-name embeddings) | "linear" (trainable,
+                                     # initialised from them; the spec's extra option)
     n_train: int = 800
     n_test: int = 200
     data_seed: int = 0               # the synthetic data is the same for every training seed
@@ -99,8 +101,13 @@ class Recipe:
     def key(self) -> str:
         """Short hash of the recipe and of the CLIP weights file's bytes: results are cached per
         (task, row, seed, key), so re-training the tiny CLIP never serves stale results."""
-        text = json.dumps(asdict(self), sort_keys=True) + weights_digest(self.pretrained)
+        fields = {k: v for k, v in asdict(self).items() if OMIT_FROM_KEY.get(k, object()) != v}
+        text = json.dumps(fields, sort_keys=True) + weights_digest(self.pretrained)
         return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+# fields added after results were cached: their default value leaves the cache key unchanged
+OMIT_FROM_KEY = {"head": "text"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -221,8 +228,12 @@ def _freeze(model: STANModel, recipe: Recipe, kind: str) -> None:
 
 
 def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> RecognitionHead:
-    """Cosine classifier over the frozen text embeddings of the class names."""
-    return RecognitionHead(class_text_embeddings(model, data.classes), scale=recipe.logit_scale)
+    """Cosine classifier over the frozen text embeddings of the class names (or a linear head
+    initialised from them, ``recipe.head="linear"``)."""
+    if recipe.head not in ("text", "linear"):
+        raise ValueError(f"recipe.head must be 'text' or 'linear', got {recipe.head!r}")
+    return RecognitionHead(class_text_embeddings(model, data.classes), scale=recipe.logit_scale,
+                           linear=recipe.head == "linear")
 
 
 # =========================================================================== training
@@ -230,11 +241,13 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
                 desc: str = "train", eval_every: int = 0,
                 callback: Optional[Callable[[int, float], None]] = None) -> dict:
     """Fine-tune ``model`` on ``data`` for ``recipe.steps`` steps. Returns the training record:
-    ``{"loss": [per step], "eval": [(step, metrics)], "seconds": ...}``.
+    ``{"loss": [per step], "eval": [(step, metrics)], "seconds": ..., "cpu_seconds": ..., "head": ...}``
+    (``head``: the trained recognition head, None for retrieval; pass it to :func:`evaluate_model`).
 
     Recognition: cross-entropy of the cosine classifier over frozen class-name embeddings.
     Retrieval: symmetric InfoNCE with one random caption per clip (text tower trained).
-    ``eval_every`` > 0 evaluates on the test split during training (for curves).
+    ``eval_every`` > 0 evaluates on the test split during training (for curves), always including
+    the last step, so ``record["eval"][-1][1]`` is the final :func:`evaluate_model` result.
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -242,14 +255,15 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     model.train()
     head = recognition_head(model, data, recipe) if data.kind == "recognition" else None
     criterion = ContrastiveLoss(recipe.logit_scale)
-    groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.lr_mult)
+    extra = {"head": head} if head is not None and head.linear is not None else None
+    groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.lr_mult, extra)
     if not groups:  # nothing to train (frozen CLIP without a branch)
         return {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0, "trainable": 0}
     opt = torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.98), eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(max(1, recipe.warmup), recipe.steps))
     params = [p for g in groups for p in g["params"]]
     order = batch_order(data, recipe.batch_size, recipe.steps, rng, recipe.twin_batches)
-    record = {"loss": [], "eval": [], "trainable": sum(p.numel() for p in params)}
+    record = {"loss": [], "eval": [], "trainable": sum(p.numel() for p in params), "head": head}
     t0, cpu0 = time.time(), time.process_time()
     bar = tqdm(order, desc=desc, disable=not progress, leave=False)
     for step, idx in enumerate(bar):
@@ -273,7 +287,7 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
         if step % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(record['loss'][-10:]):.3f}")
         if eval_every and ((step + 1) % eval_every == 0 or step + 1 == recipe.steps):
-            record["eval"].append((step + 1, summary(evaluate_model(model, data, recipe, head=head))))
+            record["eval"].append((step + 1, evaluate_model(model, data, recipe, head=head)))
             model.train()
     model.eval()
     record["seconds"] = round(time.time() - t0, 1)
@@ -366,7 +380,7 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
     trained = ROWS[row][2]
     record = train_model(model, data, recipe, seed, progress=progress, desc=f"{task}/{row}/s{seed}") if trained \
         else {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0}
-    metrics = evaluate_model(model, data, recipe)
+    metrics = evaluate_model(model, data, recipe, head=record.get("head"))
     metrics.pop("preds", None)
     result = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": recipe.key(),
               "weights_sha1": weights_digest(recipe.pretrained),
@@ -475,6 +489,8 @@ def _recipe_from_args(args) -> Recipe:
         changes["freeze_clip"] = True
     if args.no_twins:
         changes["twin_batches"] = False
+    if args.linear_head:
+        changes["head"] = "linear"
     if args.set:
         extra = dict(recipe.model_kwargs)
         for item in args.set:
@@ -502,6 +518,8 @@ def cli_main(argv: list[str]) -> int:
         run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
     run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
+    run.add_argument("--linear-head", action="store_true",
+                     help="recognition: trainable linear head initialised from the class-name embeddings")
     run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
     table = sub.add_parser("table", help="print / write the markdown tables from cached results")
     table.add_argument("--out", default=str(DEFAULT_OUT))

@@ -84,3 +84,21 @@ def test_cli_list_and_unknown_row(capsys):
         ex.build_model("nope", TINY)
     with pytest.raises(SystemExit):
         ex.cli_main(["run", "--rows", "nope"])
+
+
+def test_linear_head_option_trains_the_head_and_keeps_the_cache_key(motion):
+    assert ex.Recipe().key() == ex.Recipe(head="text").key()  # default head: cached results stay valid
+    recipe = replace(TINY, head="linear")
+    assert recipe.key() != TINY.key()
+    torch.manual_seed(0)
+    model = ex.build_model("meanpool", recipe)
+    head = ex.recognition_head(model, motion, recipe)
+    assert head.linear is not None
+    record = ex.train_model(model, motion, recipe, progress=False, eval_every=recipe.steps)
+    assert record["trainable"] > sum(p.numel() for p in model.clip.visual.parameters())  # visual tower + head
+    trained = record["head"].linear.weight
+    assert not torch.allclose(trained, recipe.logit_scale * head.class_embeddings)  # the head moved
+    final = ex.evaluate_model(model, motion, recipe, head=record["head"])
+    assert final["preds"] == record["eval"][-1][1]["preds"]
+    with pytest.raises(ValueError, match="head"):
+        ex.recognition_head(model, motion, replace(TINY, head="mlp"))
