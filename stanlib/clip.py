@@ -30,16 +30,11 @@ def list_clips() -> list[str]:
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a weights file without unpickling arbitrary objects (safetensors or ``weights_only``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from stanlib.weights import read_checkpoint  # the one safe reader (mmengine-aware)
 
-        return load_file(str(path))
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle with custom classes, ...
+        sd = read_checkpoint(path)
+    except ValueError as err:
         raise ValueError(f"cannot read weights from {path}: {err}. Expected a state dict saved with "
                          "torch.save(model.state_dict(), path) or a .safetensors file.") from err
     for key in ("state_dict", "model"):  # common wrappers

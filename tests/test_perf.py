@@ -16,15 +16,6 @@ import stanlib
 from stanlib import bench
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # With more OpenMP threads than free cores every small op waits for a descheduled thread.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny(**kw):
     torch.manual_seed(0)
     model = stanlib.create_model("stan-tiny", temporal="attn", depth=2, drop_path=0.0, **kw)

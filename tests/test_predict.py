@@ -21,15 +21,6 @@ from stanlib.weights import save_pretrained
 NUM_FRAMES = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is ~10x faster than two on the shared CI cores (no OpenMP contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _write_mp4(path, num_frames: int = 20, height: int = 72, width: int = 96) -> None:
     """A small H.264 clip written with PyAV: a red square moving left to right on grey."""
     with av.open(str(path), "w") as container:

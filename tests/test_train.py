@@ -21,15 +21,6 @@ from stanlib.train import (CheckpointError, Trainer, capture_rng, load_checkpoin
 T, SIZE = 2, 64  # tiny clips: 2 frames of 64 px (stan-tiny's resolution)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run ~10x faster on one thread than on two contended ones (shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------- toy data and model
 class PairSet(torch.utils.data.Dataset):
     """Retrieval training pairs following the VideoTextDataset item contract (deterministic per index)."""

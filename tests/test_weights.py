@@ -23,15 +23,6 @@ def transformers():
 # helpers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is ~10x faster than two on the shared CI cores (no OpenMP contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _hf_clip(transformers, vision: dict, text: dict, projection_dim: int, act: str = "quick_gelu"):
     """A random transformers.CLIPModel; eos = the largest id so HF and open_clip pool the same token."""
     vocab = text["vocab_size"]
