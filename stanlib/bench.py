@@ -548,8 +548,10 @@ def markdown_table(results: list[Result], info: dict, ratio_to: Optional[str] = 
     head = ("| variant | model | precision | forward s | train step s | train clips/s | train TFLOP/s "
             "| MFU | peak MiB | step MiB |" + (" speed-up (train) |" if ratio_to else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    base = next((r for r in results if r.label == ratio_to), None)
     for r in results:
+        # the reference row of the same model (a table may hold several models, e.g. B/32 and B/16)
+        base = next((b for b in results if b.label == ratio_to and b.setup.describe() == r.setup.describe()),
+                    next((b for b in results if b.label == ratio_to), None))
         mfu = r.mfu()
         cells = [r.label, r.setup.describe(), r.setup.precision, _fmt(r.forward), _fmt(r.train),
                  _fmt(r.clips_per_s(), ".2f"), _fmt(r.tflops(), ".3f"), _fmt(mfu * 100 if mfu else None, ".1f"),
@@ -828,7 +830,9 @@ def regroup_benchmark(width: int = 768, grid: int = 14, frames: int = 12, batch:
 
 # =========================================================================== the GPU set
 def gpu_suite(device: str = "cuda", quick: bool = False, repeats: int = 10, warmup: int = 3,
-              peak_tflops: Optional[float] = None) -> tuple[list[tuple[str, list[Result]]], dict]:
+              peak_tflops: Optional[float] = None,
+              on_step: Optional[Callable[[list[tuple[str, list[Result]]], dict], None]] = None,
+              ) -> tuple[list[tuple[str, list[Result]]], dict]:
     """Everything worth measuring on a lent GPU, in one go (< 5 min on one H100-class card).
 
     B/32 and B/16 at 8/12/16 frames (bf16, fused); fused vs explicit attention; fp32 vs bf16; gradient
@@ -849,6 +853,9 @@ def gpu_suite(device: str = "cuda", quick: bool = False, repeats: int = 10, warm
     steps += [("precision", clips[-1], frames[0]), ("checkpointing", clips[-1], frames[0]),
               ("compile", clips[0], frames[min(1, len(frames) - 1)])]
     grouped: dict[str, list[Result]] = {}
+    info = device_info(dev)
+    if peak_tflops:
+        info["peak_tflops"] = peak_tflops
     for kind, clip, f in tqdm(steps, desc="bench gpu", file=sys.stderr):
         s = replace(base, clip=clip, frames=f)
         if kind == "scaling":
@@ -868,8 +875,9 @@ def gpu_suite(device: str = "cuda", quick: bool = False, repeats: int = 10, warm
         grouped.setdefault(kind, []).extend(res)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
-    sections = list(grouped.items())
-    return sections, device_info(dev)
+        if on_step is not None:
+            on_step(list(grouped.items()), info)
+    return list(grouped.items()), info
 
 
 def gpu_report(sections: list[tuple[str, list[Result]]], info: dict) -> str:
@@ -1057,16 +1065,22 @@ def gpu_main(argv: list[str]) -> int:
         print("stanlib bench gpu: no CUDA device; use --device cpu --quick to test the script", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    sections, info = gpu_suite(args.device, args.quick, args.repeats, args.warmup, args.peak_tflops)
-    if args.peak_tflops:
-        info["peak_tflops"] = args.peak_tflops
-    report = gpu_report(sections, info) + f"\n\ntotal time: {time.perf_counter() - t0:.0f} s\n"
-    print(report)
+
+    def write(sections, info, final: bool = False) -> str:
+        note = "total time" if final else "so far (incomplete)"
+        report = gpu_report(sections, info) + f"\n\n{note}: {time.perf_counter() - t0:.0f} s\n"
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "gpu_bench.md").write_text(report)
+            (args.out / "gpu_bench.json").write_text(json.dumps(
+                {"info": info, "complete": final, "sections": {k: [r.to_dict() for r in rs] for k, rs in sections}},
+                indent=2))
+        return report
+
+    sections, info = gpu_suite(args.device, args.quick, args.repeats, args.warmup, args.peak_tflops, on_step=write)
+    print(write(sections, info, final=True))
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu_bench.md").write_text(report)
-        _write_json(args.out / "gpu_bench.json",
-                    {"info": info, "sections": {k: [r.to_dict() for r in rs] for k, rs in sections}})
+        print(f"wrote {args.out / 'gpu_bench.md'} and {args.out / 'gpu_bench.json'}")
     return 0
 
 

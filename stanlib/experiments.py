@@ -90,6 +90,7 @@ class Recipe:
     logit_scale: float = 100.0
     twin_batches: bool = True        # each clip next to its exact time reversal (motion, captions)
     freeze_clip: bool = False        # train only the new layers (CLIP left exactly as pretrained)
+    freeze_text: bool = False        # retrieval: keep the text tower as pretrained (recognition always does)
     head: str = "text"               # recognition: "text" (frozen class-name embeddings) | "linear" (trainable,
                                      # initialised from them; the spec's extra option)
     n_train: int = 800
@@ -107,7 +108,7 @@ class Recipe:
 
 
 # fields added after results were cached: their default value leaves the cache key unchanged
-OMIT_FROM_KEY = {"head": "text"}
+OMIT_FROM_KEY = {"head": "text", "freeze_text": False}
 
 
 @functools.lru_cache(maxsize=8)
@@ -223,7 +224,7 @@ def _freeze(model: STANModel, recipe: Recipe, kind: str) -> None:
     for name, p in model.clip.named_parameters():
         if name in ("logit_scale", "logit_bias"):
             p.requires_grad_(False)
-        elif recipe.freeze_clip or (kind == "recognition" and not name.startswith("visual.")):
+        elif recipe.freeze_clip or ((kind == "recognition" or recipe.freeze_text) and not name.startswith("visual.")):
             p.requires_grad_(False)
 
 
@@ -233,7 +234,7 @@ def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> Recogn
     if recipe.head not in ("text", "linear"):
         raise ValueError(f"recipe.head must be 'text' or 'linear', got {recipe.head!r}")
     return RecognitionHead(class_text_embeddings(model, data.classes), scale=recipe.logit_scale,
-                           linear=recipe.head == "linear")
+                           linear=recipe.head == "linear").to(next(model.parameters()).device)
 
 
 # =========================================================================== training
@@ -251,10 +252,11 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    device = next(model.parameters()).device
     _freeze(model, recipe, data.kind)
     model.train()
     head = recognition_head(model, data, recipe) if data.kind == "recognition" else None
-    criterion = ContrastiveLoss(recipe.logit_scale)
+    criterion = ContrastiveLoss(recipe.logit_scale).to(device)
     extra = {"head": head} if head is not None and head.linear is not None else None
     groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.lr_mult, extra)
     if not groups:  # nothing to train (frozen CLIP without a branch)
@@ -267,12 +269,12 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     t0, cpu0 = time.time(), time.process_time()
     bar = tqdm(order, desc=desc, disable=not progress, leave=False)
     for step, idx in enumerate(bar):
-        frames = to_model_input(data.train_frames[idx])
+        frames = to_model_input(data.train_frames[idx], device)
         if head is not None:
-            loss = head(model.encode_video(frames), data.train_labels[idx])
+            loss = head(model.encode_video(frames), data.train_labels[idx].to(device))
         else:
             caps = [data.train_captions[i][rng.integers(len(data.train_captions[i]))] for i in idx]
-            loss = criterion(model.encode_video(frames), model.encode_text(model.tokenize(caps)))
+            loss = criterion(model.encode_video(frames), model.encode_text(model.tokenize(caps).to(device)))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: loss {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True)
@@ -298,9 +300,10 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
 # =========================================================================== evaluation
 @torch.no_grad()
 def encode_clips(model: STANModel, frames: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """Video embeddings (N, E) of uint8 clips (N, T, H, W, 3), in eval mode."""
+    """Video embeddings (N, E) of uint8 clips (N, T, H, W, 3), in eval mode, on the CPU."""
     model.eval()
-    return torch.cat([model.encode_video(to_model_input(frames[i:i + batch_size]))
+    device = next(model.parameters()).device
+    return torch.cat([model.encode_video(to_model_input(frames[i:i + batch_size], device)).float().cpu()
                       for i in range(0, len(frames), batch_size)])
 
 
@@ -333,7 +336,7 @@ def evaluate_model(model: STANModel, data: TaskData, recipe: Recipe, head: Optio
     labels = data.test_labels
     if data.kind == "recognition":
         head = head if head is not None else recognition_head(model, data, recipe)
-        logits = head.logits(video)
+        logits = head.logits(video.to(head.class_embeddings.device)).cpu()
         if data.name == "motion":
             out = direction_metrics(logits, labels, data.pair_names)
         else:
@@ -341,7 +344,7 @@ def evaluate_model(model: STANModel, data: TaskData, recipe: Recipe, head: Optio
         out["preds"] = logits.argmax(1).tolist()
         return out
     with torch.no_grad():
-        text = model.encode_text(model.tokenize(data.test_captions))
+        text = model.encode_text(model.tokenize(data.test_captions).to(next(model.parameters()).device)).cpu()
     sim = F.normalize(text.float(), dim=-1) @ F.normalize(video.float(), dim=-1).t()   # (captions, videos)
     out = {"t2v": retrieval_metrics(sim)["t2v"], "v2t": retrieval_metrics(sim)["v2t"]}
     twin = data.test_twin
@@ -369,14 +372,14 @@ def summary(metrics: dict) -> dict:
 
 # =========================================================================== one run, a sweep
 def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFAULT_OUT, *,
-            progress: bool = True, force: bool = False) -> dict:
+            progress: bool = True, force: bool = False, device: str = "cpu") -> dict:
     """Train and evaluate one (task, row, seed); cached as JSON under ``out_dir/results``."""
     path = Path(out_dir) / "results" / f"{task}__{row}__seed{seed}__{recipe.key()}.json"
     if path.is_file() and not force:
         return json.loads(path.read_text())
     data = load_task(task, recipe.n_train, recipe.n_test, recipe.data_seed, recipe.num_frames, progress=progress)
     torch.manual_seed(seed)  # branch initialisation (time embedding, temporal attention)
-    model = build_model(row, recipe)
+    model = build_model(row, recipe).to(device)
     trained = ROWS[row][2]
     record = train_model(model, data, recipe, seed, progress=progress, desc=f"{task}/{row}/s{seed}") if trained \
         else {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0}
@@ -386,21 +389,30 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
               "weights_sha1": weights_digest(recipe.pretrained),
               "metrics": metrics, "train_seconds": record["seconds"], "train_cpu_seconds": record.get("cpu_seconds", 0.0),
               "trainable": record.get("trainable", 0),
-              "loss": record["loss"], "torch_threads": torch.get_num_threads()}
+              "loss": record["loss"], "torch_threads": torch.get_num_threads(), "device": _device_name(device)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")
     return result
 
 
+def _device_name(device: str) -> str:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
 def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int], recipe: Recipe,
-              out_dir: Path = DEFAULT_OUT, progress: bool = True) -> list[dict]:
+              out_dir: Path = DEFAULT_OUT, progress: bool = True, device: str = "cpu") -> list[dict]:
     """Every (task, row, seed), cached; prints one line per finished run."""
     results = []
     for task in tasks:
         for seed in seeds:
             for row in rows:
                 t0 = time.time()
-                res = run_one(task, row, seed, recipe, out_dir, progress=progress)
+                res = run_one(task, row, seed, recipe, out_dir, progress=progress, device=device)
                 results.append(res)
                 print(f"[{time.strftime('%H:%M:%S')}] {task:<10} {row:<15} seed {seed}: {summary(res['metrics'])} "
                       f"({res['train_seconds']:.0f} s train, {time.time() - t0:.0f} s total)", flush=True)
@@ -491,6 +503,8 @@ def _recipe_from_args(args) -> Recipe:
         changes["twin_batches"] = False
     if args.linear_head:
         changes["head"] = "linear"
+    if args.freeze_text:
+        changes["freeze_text"] = True
     if args.set:
         extra = dict(recipe.model_kwargs)
         for item in args.set:
@@ -513,10 +527,12 @@ def cli_main(argv: list[str]) -> int:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--out", default=str(DEFAULT_OUT))
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    run.add_argument("--device", default="cpu", help="cpu | cuda (results record the device they ran on)")
     for name, typ in (("steps", int), ("batch-size", int), ("num-frames", int), ("depth", int), ("n-train", int),
                       ("n-test", int), ("lr", float), ("lr-mult", float), ("pretrained", str)):
         run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
     run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
+    run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
     run.add_argument("--linear-head", action="store_true",
                      help="recognition: trainable linear head initialised from the class-name embeddings")
@@ -547,7 +563,7 @@ def cli_main(argv: list[str]) -> int:
     print(f"recipe {recipe.key()}: {asdict(recipe)}")
     t0 = time.time()
     try:
-        results = run_sweep(args.tasks, args.rows, args.seeds, recipe, out)
+        results = run_sweep(args.tasks, args.rows, args.seeds, recipe, out, device=args.device)
     except FileNotFoundError as err:
         print(f"stanlib experiments: {err}", file=sys.stderr)
         return 2

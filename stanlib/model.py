@@ -50,6 +50,8 @@ class STANConfig:
     fusion_proj: bool = False           # paper text: W_proj^k on levels k > 0
     pos_embed: str = "clip"             # "clip" (released: CLIP's table re-added) | "new" (paper text)
     first_cls: str = "avg"              # "avg" (released) | "mean" (paper text)
+    time_embed: str = "first"           # "first" (released: added at level 0 only) | "every" (re-added with
+                                        # every CLIP level; an option of ours, docs/experiments.md)
     order: str = "ts"                   # "ts": temporal then spatial (released) | "st"
     spatial_mlp: bool = True            # paper figure shows attention only: False
     seqtransf_layers: int = 4
@@ -87,7 +89,7 @@ class STANModel(nn.Module):
                 visual, blocks[n - config.depth:], temporal=config.temporal, spatial=config.spatial,
                 spatial_mlp=config.spatial_mlp, conv_variant=config.conv_variant, drop_path=config.drop_path,
                 fusion_proj=config.fusion_proj, pos_embed=config.pos_embed, first_cls=config.first_cls,
-                order=config.order, single_level=config.single_level)
+                order=config.order, single_level=config.single_level, time_embed=config.time_embed)
         elif config.arch == "seqtransf":
             self.branch = SeqTransf(visual.proj.shape[1], config.seqtransf_layers)
         else:
@@ -222,11 +224,12 @@ class STANModel(nn.Module):
         return self.logit_scale * v @ t.t()
 
     # ------------------------------------------------------------------ bookkeeping
-    def save_pretrained(self, directory) -> None:
-        """Write ``model.safetensors`` + ``config.json`` (no pickles); reload with ``stanlib.from_pretrained``."""
+    def save_pretrained(self, directory, dtype: Optional[torch.dtype] = None) -> None:
+        """Write ``model.safetensors`` + ``config.json`` (no pickles); reload with ``stanlib.from_pretrained``.
+        ``dtype=torch.float16`` halves the file (floating tensors stored in that type)."""
         from stanlib.weights import save_pretrained
 
-        save_pretrained(self, directory)
+        save_pretrained(self, directory, dtype)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Upload the ``save_pretrained`` files to a Hugging Face Hub repository."""

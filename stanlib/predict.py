@@ -1,12 +1,14 @@
 """Inference on your own videos: "video + text -> score" and "video + class names -> class".
 
-The five lines (the README's example; ``data_samples/tiny`` is the bundled tiny model)::
+The five lines (the README's example: the bundled tiny STAN-self on a bundled clip, run from the
+repository root; the tiny model knows only the class names it was trained with,
+``model.config.extra["classes"]``: its text tower never saw other motion words)::
 
     import stanlib
     model = stanlib.from_pretrained("data_samples/tiny")
     predictor = stanlib.Predictor(model)
-    print(predictor.similarity("clip.mp4", ["a red circle moves left", "a red circle moves right"]))
-    print(predictor.classify("clip.mp4", ["moves left", "moves right", "grows", "shrinks"], topk=2))
+    print(predictor.similarity("data_samples/synth/motion/videos/402.mp4", ["Something fades out", "Something fades in"]))
+    print(predictor.classify("data_samples/synth/motion/videos/402.mp4", model.config.extra["classes"], topk=2))
 
 :class:`Predictor` applies the model's own test recipe, with the data pipeline's functions:
 decode (:func:`stanlib.data.video.open_video`), TSN test sampling of ``model.config.num_frames``

@@ -220,12 +220,13 @@ class STANBranch(nn.Module):
     Level 0 initialises the branch state (CLS and patches with CLIP's positional table and the time
     embedding re-added); later levels are summed into the state (``fusion_proj=True`` applies a
     learned D x D projection first, the paper's W_proj). ``single_level=True`` feeds only level 0.
+    ``time_embed="every"`` (ours) re-adds the time embedding with every level, not only level 0.
     """
 
     def __init__(self, clip_visual: nn.Module, blocks: list[nn.Module], temporal: Optional[str] = "attn",
                  spatial: bool = True, spatial_mlp: bool = True, conv_variant: str = "dense",
                  drop_path: float = 0.1, fusion_proj: bool = False, pos_embed: str = "clip",
-                 first_cls: str = "avg", order: str = "ts", single_level: bool = False):
+                 first_cls: str = "avg", order: str = "ts", single_level: bool = False, time_embed: str = "first"):
         super().__init__()
         width = clip_visual.class_embedding.shape[0]
         heads = blocks[0].attn.num_heads
@@ -238,7 +239,10 @@ class STANBranch(nn.Module):
             raise ValueError(f"first_cls must be 'avg' (released) or 'mean' (paper text), got {first_cls!r}")
         if order not in ("ts", "st"):
             raise ValueError(f"order must be 'ts' (temporal then spatial) or 'st', got {order!r}")
+        if time_embed not in ("first", "every"):
+            raise ValueError(f"time_embed must be 'first' (released) or 'every' (every level), got {time_embed!r}")
         self.pos_embed, self.first_cls, self.order, self.single_level = pos_embed, first_cls, order, single_level
+        self.time_every = time_embed == "every"
 
         self.time_embed = nn.Embedding(MAX_FRAMES, width)  # N(0, 1) init: the branch's only source of order
         if pos_embed == "new":  # paper text: new learnable spatial embeddings (CLS slot included)
@@ -287,7 +291,10 @@ class STANBranch(nn.Module):
         """Add level k > 0 tokens (B, T, 1+L, D) to the branch state (optionally projected)."""
         if self.fusion is not None:
             v = self.fusion[k - 1](v)
-        return cls + v[:, :, 0].mean(dim=1), p + v[:, :, 1:]
+        p = p + v[:, :, 1:]
+        if self.time_every:  # frame order re-stated at every level, not only at level 0
+            p = p + self.time_embed.weight[:v.shape[1]][None, :, None, :]
+        return cls + v[:, :, 0].mean(dim=1), p
 
     def layer(self, k: int, cls: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Branch layer k: temporal then spatial (``order="ts"``, released) or the reverse."""

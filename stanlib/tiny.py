@@ -54,17 +54,19 @@ HELDOUT_SEED = 2_000_000_000
 TRAIN_SEED_STRIDE = 1_000_000
 
 
-def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 images (..., H, W, 3) -> CLIP-normalised float (..., 3, H, W).
+def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.device] = None) -> torch.Tensor:
+    """uint8 images (..., H, W, 3) -> CLIP-normalised float (..., 3, H, W), on ``device``.
 
-    Works for still images (N, H, W, 3) and clips (N, T, H, W, 3) alike.
+    Works for still images (N, H, W, 3) and clips (N, T, H, W, 3) alike. The uint8 tensor is
+    moved first (4x fewer bytes to copy than the float result).
     """
-    x = torch.as_tensor(np.asarray(images))
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.asarray(images))
+    x = x.to(device) if device is not None else x
     if x.dtype != torch.uint8 or x.shape[-1] != 3:
         raise ValueError(f"expected uint8 images (..., H, W, 3), got {x.dtype} {tuple(x.shape)}")
     x = x.movedim(-1, -3).float().div_(255)
-    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(3, 1, 1)
+    mean = torch.tensor(CLIP_MEAN, device=x.device).view(3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device).view(3, 1, 1)
     return (x - mean) / std
 
 

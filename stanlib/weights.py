@@ -465,7 +465,8 @@ def export_official(model, path: str | os.PathLike) -> Path:
         raise ValueError(f"the authors' layout holds the STAN branch only; arch={config['arch']!r} "
                          "would load there as a different model. Use save_pretrained instead.")
     released = {"pos_embed": "clip", "first_cls": "avg", "order": "ts", "single_level": False,
-                "fusion_proj": False, "spatial": True, "spatial_mlp": True, "conv_variant": "dense"}
+                "fusion_proj": False, "spatial": True, "spatial_mlp": True, "conv_variant": "dense",
+                "time_embed": "first"}
     changed = {k: config[k] for k, v in released.items() if config[k] != v}
     if changed:
         warnings.warn(f"{changed} differ from the released algorithm: the authors' code cannot run this "
@@ -718,11 +719,13 @@ def _config_from_dict(data: Mapping, source: str):
     return STANConfig(**dict(data))
 
 
-def save_pretrained(model, save_directory: str | os.PathLike) -> Path:
+def save_pretrained(model, save_directory: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:
     """Write ``model.safetensors`` (every tensor of ``model.state_dict()``) + ``config.json``.
 
     The folder is self-contained: :func:`from_pretrained` rebuilds the model from it without
     downloading CLIP weights. No pickles: safetensors holds raw tensors, the config is JSON.
+    ``dtype`` (e.g. ``torch.float16``) stores floating tensors in that type: half the bytes; the
+    model is rebuilt in float32 on loading (values rounded to the stored type).
     """
     from safetensors.torch import save_file
 
@@ -731,6 +734,8 @@ def save_pretrained(model, save_directory: str | os.PathLike) -> Path:
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     save_file(sd, str(folder / WEIGHTS_NAME), metadata={"format": "pt", "stanlib_version": stanlib.__version__})
     (folder / CONFIG_NAME).write_text(json.dumps(portable_config(model), indent=2) + "\n")
     return folder

@@ -102,3 +102,20 @@ def test_linear_head_option_trains_the_head_and_keeps_the_cache_key(motion):
     assert final["preds"] == record["eval"][-1][1]["preds"]
     with pytest.raises(ValueError, match="head"):
         ex.recognition_head(model, motion, replace(TINY, head="mlp"))
+
+
+def test_freeze_text_keeps_the_text_tower_in_retrieval(tmp_path):
+    recipe = replace(TINY, freeze_text=True)
+    assert ex.Recipe().key() == ex.Recipe(freeze_text=False).key() and recipe.key() != TINY.key()
+    data = ex.load_task("captions", recipe.n_train, recipe.n_test, 0, recipe.num_frames, progress=False)
+    torch.manual_seed(0)
+    model = ex.build_model("stan-self", recipe)
+    before = {k: v.clone() for k, v in model.clip.state_dict().items()}
+    ex.train_model(model, data, recipe, progress=False)
+    changed = [k for k, v in model.clip.state_dict().items() if not torch.equal(before[k], v)]
+    assert changed and all(k.startswith("visual.") for k in changed)
+
+
+def test_run_one_records_the_device(tmp_path):
+    res = ex.run_one("motion", "zero-shot", 0, TINY, tmp_path, progress=False, device="cpu")
+    assert res["device"].startswith("cpu")

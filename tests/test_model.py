@@ -158,6 +158,22 @@ def test_explicit_and_fused_attention_agree(tiny_frames):
     torch.testing.assert_close(fused, explicit, rtol=0, atol=1e-5)
 
 
+def test_time_embed_every_level_option(tiny_frames):
+    """time_embed="every" re-adds the time embedding with levels 1..K-1: same weights, a different
+    function (K=2 adds it once more), and frame order still matters without the temporal module."""
+    torch.manual_seed(0)
+    first = tiny(temporal=None)
+    every = tiny(temporal=None, time_embed="every")
+    every.load_state_dict(first.state_dict())
+    with torch.no_grad():
+        a, b = first.encode_video(tiny_frames), every.encode_video(tiny_frames)
+        b_rev = every.encode_video(tiny_frames.flip(1))
+    assert (a - b).abs().max() > 1e-3
+    assert (b - b_rev).abs().max() > 1e-4   # the spatial block mixes (patch + time_t) non-linearly
+    with pytest.raises(ValueError, match="time_embed must be"):
+        tiny(time_embed="last")
+
+
 def test_too_many_frames_is_a_clear_value_error():
     model = tiny()
     with pytest.raises(ValueError, match=r"65 frames.*time embedding.*at most 64.*sample <= 64"):

@@ -334,11 +334,9 @@ def test_bundled_tiny_checkpoint_attention_is_not_uniform():
     from stanlib.data.transforms import test_transform
     from stanlib.viz.cli import BUNDLED_TINY
 
-    if not (BUNDLED_TINY / "config.json").is_file():
-        pytest.skip(f"no bundled tiny checkpoint at {BUNDLED_TINY} yet")
+    assert (BUNDLED_TINY / "config.json").is_file(), f"no bundled tiny checkpoint at {BUNDLED_TINY}"
     model = stanlib.from_pretrained(BUNDLED_TINY)
-    if model.config.temporal != "attn":
-        pytest.skip("the bundled tiny model has no temporal attention")
+    assert model.config.temporal == "attn"
     clips = motion_task(n_train=0, n_test=10, seed=7, num_frames=model.config.num_frames).frames("test", False)
     x = torch.stack([test_transform(model.image_size)(torch.from_numpy(c).permute(0, 3, 1, 2)) for c in clips])
     config = {k: v for k, v in model.config.to_dict().items() if k != "extra"}

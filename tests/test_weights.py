@@ -302,6 +302,22 @@ def test_save_pretrained_from_pretrained_roundtrip_exact(tmp_path, video_and_tok
     assert stanlib.from_pretrained is W.from_pretrained  # public, lazily exported name
 
 
+def test_save_pretrained_half_precision(tmp_path):
+    """dtype=float16: half the bytes, loads back as float32 equal to the fp16-rounded weights."""
+    from safetensors import safe_open
+
+    model = _perturbed_tiny(temporal="attn", depth=2)
+    full, half = W.save_pretrained(model, tmp_path / "f32"), W.save_pretrained(model, tmp_path / "f16", torch.float16)
+    size = lambda d: (d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size(half) < 0.52 * size(full)
+    with safe_open(str(half / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    loaded = W.from_pretrained(half)
+    for k, v in model.state_dict().items():
+        got = loaded.state_dict()[k]
+        assert got.dtype == v.dtype and torch.equal(got, v.to(torch.float16).to(v.dtype)), k
+
+
 def test_from_pretrained_is_strict_and_explains(tmp_path):
     from safetensors.torch import load_file, save_file
 

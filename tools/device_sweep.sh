@@ -1,0 +1,13 @@
+#!/bin/bash
+# One lent-GPU session (issues 8 and 9): the recipe sweep, then `stanlib bench gpu`.
+# Run from the repository root on the device machine with .whl (open_clip, ftfy, wcwidth wheels) carried.
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site:$PWD || exit 1
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, open_clip, stanlib; print('torch', torch.__version__, 'open_clip', open_clip.__version__)" || exit 1
+mkdir -p $OUT/sweep $OUT/bench
+timeout ${SWEEP_S:-330} python3 tools/gpu_sweep.py --out $OUT/sweep --workers ${WORKERS:-8} --budget $(( ${SWEEP_S:-330} - 25 )) > $OUT/sweep.log 2>&1
+echo "sweep rc $?"; tail -5 $OUT/sweep.log
+timeout ${BENCH_S:-200} python3 -m stanlib bench gpu --out $OUT/bench > $OUT/bench.log 2>&1
+echo "bench rc $?"; tail -40 $OUT/bench.log
