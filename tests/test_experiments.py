@@ -119,3 +119,17 @@ def test_freeze_text_keeps_the_text_tower_in_retrieval(tmp_path):
 def test_run_one_records_the_device(tmp_path):
     res = ex.run_one("motion", "zero-shot", 0, TINY, tmp_path, progress=False, device="cpu")
     assert res["device"].startswith("cpu")
+
+
+def test_flush_denormals_inside_the_block_only():
+    import platform
+
+    denormal = torch.tensor([1e-40])  # below float32's smallest normal number (1.2e-38)
+    from stanlib.train import flush_denormals
+
+    with flush_denormals():
+        inside = (denormal * 1.0).item()
+    after = (denormal * 1.0).item()
+    assert after > 0  # the default is restored
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert inside == 0.0
