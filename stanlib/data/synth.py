@@ -463,6 +463,17 @@ def _independent_items(rng: np.random.Generator, n: int, start: int, prefix: str
             for k, (m, (c, s)) in enumerate(zip(motions, appearances))]
 
 
+def _motion_train_items(rng: np.random.Generator, n: int, prefix: str, size: int, num_frames: int,
+                        twins: bool) -> list[tuple[str, ClipSpec, Optional[str]]]:
+    """A training split over the 10 motions: reversal twins, or independent clips (balanced
+    motions, random looks)."""
+    if twins:
+        return _twin_items(rng, n, 0, prefix, size, num_frames)
+    motions = [MOTIONS[k] for k in _balanced(rng, n, len(MOTIONS))]
+    looks = [_random_appearance(rng) for _ in range(n)]
+    return _independent_items(rng, n, 0, prefix, size, num_frames, motions, looks)
+
+
 def motion_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: int = 64,
                 num_frames: int = 16, twin_train: bool = False) -> SynthTask:
     """SSv2-like motion recognition: 10 classes (5 reversed pairs), appearance random.
@@ -472,13 +483,7 @@ def motion_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: int 
     ``twin_train`` to build the training split the same way (each clip next to its reversal).
     """
     _check_counts(n_train, n_test, size, num_frames)
-    rng = _rng(seed, "motion", "train")
-    if twin_train:
-        train = _twin_items(rng, n_train, 0, "", size, num_frames)
-    else:
-        motions = [MOTIONS[k] for k in _balanced(rng, n_train, len(MOTIONS))]
-        looks = [_random_appearance(rng) for _ in range(n_train)]
-        train = _independent_items(rng, n_train, 0, "", size, num_frames, motions, looks)
+    train = _motion_train_items(_rng(seed, "motion", "train"), n_train, "", size, num_frames, twin_train)
     test = _twin_items(_rng(seed, "motion", "test"), n_test, n_train, "", size, num_frames)
 
     def item(id_, spec, twin):
@@ -497,10 +502,9 @@ def appearance_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: 
         looks = [APPEARANCE_PAIRS[k] for k in _balanced(rng, n, len(APPEARANCE_PAIRS))]
         motions = [MOTIONS[k] for k in rng.integers(len(MOTIONS), size=n)]
         raw = _independent_items(rng, n, start, "", size, num_frames, motions, looks)
-        splits.append([SynthItem(i, spec, appearance_label(spec.colour, spec.shape),
-                                 APPEARANCE_CLASSES[appearance_label(spec.colour, spec.shape)],
-                                 [APPEARANCE_CLASSES[appearance_label(spec.colour, spec.shape)]])
-                       for i, spec, _ in raw])
+        labels = [appearance_label(spec.colour, spec.shape) for _, spec, _ in raw]
+        splits.append([SynthItem(i, spec, y, APPEARANCE_CLASSES[y], [APPEARANCE_CLASSES[y]])
+                       for (i, spec, _), y in zip(raw, labels)])
     return SynthTask("appearance", list(APPEARANCE_CLASSES), splits[0], splits[1], seed)
 
 
@@ -527,12 +531,7 @@ def captions_task(n_train: int = 400, n_test: int = 100, seed: int = 0, size: in
         raise ValueError(f"captions_per_video must be in 1..{n_phr}, got {captions_per_video}")
 
     rng = _rng(seed, "captions", "train")
-    if twin_train:
-        train = _twin_items(rng, n_train, 0, "video", size, num_frames)
-    else:
-        motions = [MOTIONS[k] for k in _balanced(rng, n_train, len(MOTIONS))]
-        looks = [_random_appearance(rng) for _ in range(n_train)]
-        train = _independent_items(rng, n_train, 0, "video", size, num_frames, motions, looks)
+    train = _motion_train_items(rng, n_train, "video", size, num_frames, twin_train)
     train_items = []
     for id_, spec, twin in train:
         # canonical caption first, then distinct random paraphrases (variant, subject)

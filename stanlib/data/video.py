@@ -24,6 +24,7 @@ Sampling (all functions return a list of frame indices in temporal order)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -89,6 +90,17 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(errors)
+
+
+@contextlib.contextmanager
+def _decoding(path: Path, what: str):
+    """Turn any backend's decode exception inside the block into a VideoDecodeError naming the file."""
+    try:
+        yield
+    except VideoDecodeError:
+        raise
+    except _decode_errors() as err:
+        raise VideoDecodeError(path, f"{what} ({_short_reason(err)})") from err
 
 
 def _short_reason(err: BaseException) -> str:
@@ -160,12 +172,10 @@ class DecordReader(VideoReader):
             _decord_quiet = True
         self.path = Path(path)
         _check_file(self.path)
-        try:
+        with _decoding(self.path, "cannot open"):
             self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
             self._len = len(self._vr)
             self.fps = float(self._vr.get_avg_fps())
-        except _decode_errors() as err:
-            raise VideoDecodeError(self.path, f"cannot open ({_short_reason(err)})") from err
 
     def __len__(self) -> int:
         return self._len
@@ -174,10 +184,8 @@ class DecordReader(VideoReader):
         idx = self._check_indices(indices)
         # decode each needed frame once, in file order (fewest seeks), then expand to the request
         unique, inverse = np.unique(idx, return_inverse=True)
-        try:
+        with _decoding(self.path, "decoding frames failed"):
             frames = self._vr.get_batch(unique.tolist()).asnumpy()
-        except _decode_errors() as err:
-            raise VideoDecodeError(self.path, f"decoding frames failed ({_short_reason(err)})") from err
         return frames if len(unique) == len(idx) and (unique == idx).all() else frames[inverse]
 
     def close(self) -> None:
@@ -194,19 +202,14 @@ class PyAVReader(VideoReader):
         self.num_threads = num_threads
         self.path = Path(path)
         _check_file(self.path)
-        try:
-            with av.open(str(self.path)) as container:
-                if not container.streams.video:
-                    raise VideoDecodeError(self.path, "no video stream in the file")
-                stream = container.streams.video[0]
-                rate = stream.average_rate or stream.guessed_rate
-                self.fps = float(rate) if rate else 0.0
-                # mp4/avi indexes give the count; webm/mkv often report 0, so count packets (no decoding)
-                self._len = stream.frames or sum(1 for p in container.demux(stream) if p.size > 0)
-        except VideoDecodeError:
-            raise
-        except _decode_errors() as err:
-            raise VideoDecodeError(self.path, f"cannot open ({_short_reason(err)})") from err
+        with _decoding(self.path, "cannot open"), av.open(str(self.path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(self.path, "no video stream in the file")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            self.fps = float(rate) if rate else 0.0
+            # mp4/avi indexes give the count; webm/mkv often report 0, so count packets (no decoding)
+            self._len = stream.frames or sum(1 for p in container.demux(stream) if p.size > 0)
 
     def __len__(self) -> int:
         return self._len
@@ -218,18 +221,15 @@ class PyAVReader(VideoReader):
         wanted, last = set(idx.tolist()), int(idx.max())
         frames: dict[int, np.ndarray] = {}
         decoded, previous = 0, None
-        try:
-            with self._av.open(str(self.path)) as container:
-                stream = container.streams.video[0]
-                stream.thread_count = self.num_threads
-                for i, frame in enumerate(container.decode(stream)):
-                    decoded, previous = i + 1, frame
-                    if i in wanted:  # RGB conversion only for the frames we keep
-                        frames[i] = frame.to_ndarray(format="rgb24")
-                    if i >= last:
-                        break
-        except _decode_errors() as err:
-            raise VideoDecodeError(self.path, f"decoding frames failed ({_short_reason(err)})") from err
+        with _decoding(self.path, "decoding frames failed"), self._av.open(str(self.path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_count = self.num_threads
+            for i, frame in enumerate(container.decode(stream)):
+                decoded, previous = i + 1, frame
+                if i in wanted:  # RGB conversion only for the frames we keep
+                    frames[i] = frame.to_ndarray(format="rgb24")
+                if i >= last:
+                    break
         missing = sorted(wanted - frames.keys())  # all at or after `decoded`: decoding is sequential
         if missing:
             # Container frame counts can exceed the decodable frames by one or two (edit lists,
