@@ -268,8 +268,8 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     record = {"loss": [], "eval": [], "trainable": sum(p.numel() for p in params), "head": head}
     t0, cpu0 = time.time(), time.process_time()
     bar = tqdm(order, desc=desc, disable=not progress, leave=False)
-    # CPU: flush denormal floats to zero while training. Late in training some runs produce them
-    # (tiny softmax tails), and x86 arithmetic on denormals is many times slower (steps went 1.5 -> 7.5 s).
+    # CPU: flush denormal floats to zero while training (docs/experiments.md 2.2: a run without it
+    # slowed from 1.5 to 7-13 s per step late in training; with it, 1.5-2 s throughout).
     with flush_denormals(device.type == "cpu"):
         for step, idx in enumerate(bar):
             frames = to_model_input(data.train_frames[idx], device)
@@ -349,7 +349,8 @@ def evaluate_model(model: STANModel, data: TaskData, recipe: Recipe, head: Optio
     with torch.no_grad():
         text = model.encode_text(model.tokenize(data.test_captions).to(next(model.parameters()).device)).cpu()
     sim = F.normalize(text.float(), dim=-1) @ F.normalize(video.float(), dim=-1).t()   # (captions, videos)
-    out = {"t2v": retrieval_metrics(sim)["t2v"], "v2t": retrieval_metrics(sim)["v2t"]}
+    ranks = retrieval_metrics(sim)
+    out = {"t2v": ranks["t2v"], "v2t": ranks["v2t"]}
     twin = data.test_twin
     has = twin >= 0
     idx = torch.arange(len(sim))

@@ -178,9 +178,9 @@ def build_optimizer(model: nn.Module, config: Config, extra: Optional[dict[str, 
 def flush_denormals(enabled: bool = True):
     """Treat denormal floats as zero inside the block (x86 CPUs with SSE3), then restore the default.
 
-    Training on a CPU can produce denormals late in a run (tiny softmax tails); x86 arithmetic on
-    them is many times slower (a tiny-STAN step went from 1.5 to 7.5 s). Flushing them changes
-    values below 1.2e-38 only.
+    x86 arithmetic on denormal floats is many times slower, and CPU training can produce them late
+    in a run: a tiny-STAN run slowed from 1.5 to 7-13 s per step, while the same recipe with this
+    flush (another seed) held 1.5-2 s (docs/experiments.md 2.2). Only values below 1.2e-38 change.
     """
     if not (enabled and torch.set_flush_denormal(True)):
         yield
