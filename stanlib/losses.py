@@ -171,6 +171,24 @@ def class_text_embeddings(model: nn.Module, class_names: list[str], template: st
     return torch.cat(out)
 
 
+def equiangular(class_embeddings: torch.Tensor) -> torch.Tensor:
+    """Centre the (C, E) class embeddings and set all their singular values to 1: C unit-norm-ish
+    vectors at the same angle to each other (cosine -1/(C-1)), oriented by the text.
+
+    The teaching world needs this: the tiny CLIP never saw the motion words, so "Something moves
+    up" / "... down" / "... right" embed at cosine 0.97-0.98 and a frozen classifier on them cannot
+    tell these classes apart (up/down pair accuracy 10%, docs/experiments.md 2.5). Real CLIP knows
+    the words; this keeps the classifier frozen and derived from the class names.
+    """
+    if class_embeddings.ndim != 2 or class_embeddings.shape[0] < 2:
+        raise ValueError(f"need (num_classes >= 2, dim) class embeddings, got {tuple(class_embeddings.shape)}")
+    if class_embeddings.shape[0] > class_embeddings.shape[1]:
+        raise ValueError(f"{class_embeddings.shape[0]} classes do not fit in {class_embeddings.shape[1]} dimensions")
+    centred = class_embeddings.float() - class_embeddings.float().mean(dim=0)
+    u, _, vh = torch.linalg.svd(centred, full_matrices=False)
+    return F.normalize(u[:, :-1] @ vh[:-1], dim=-1)  # centring removed one direction: drop it
+
+
 class RecognitionHead(nn.Module):
     """Cosine classifier over frozen class-name embeddings, or a linear head.
 

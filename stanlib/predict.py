@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from stanlib.data.transforms import test_transform
 from stanlib.data.video import open_video, sample_indices
+from stanlib.losses import equiangular
 
 Video = Union[str, os.PathLike, torch.Tensor]
 
@@ -103,14 +104,20 @@ class Predictor:
         """The ``topk`` most likely classes as ``[(name, probability), ...]``, best first.
 
         Recognition as in STAN: the text encoder embeds each ``template.format(name)`` (cached),
-        logits = logit scale x cosine, softmax over the classes.
+        logits = logit scale x cosine, softmax over the classes. A model trained with the
+        equiangular head (``model.config.extra["head"] == "equiangular"``, the teaching world's
+        default, :func:`stanlib.losses.equiangular`) gets the same transform of the class
+        embeddings: give it the class list it was trained with.
         """
         names = tuple(class_names)
         if len(names) < 2:
             raise ValueError(f"classify needs at least two class names, got {list(names)}")
         key = names + (template,)
         if key not in self._class_cache:
-            self._class_cache[key] = self.encode_text([template.format(n) for n in names])
+            emb = self.encode_text([template.format(n) for n in names])
+            if (self.model.config.extra or {}).get("head") == "equiangular":
+                emb = equiangular(emb)
+            self._class_cache[key] = emb
         logits = self.model.logit_scale.detach() * (self._class_cache[key] @ self.encode_video(video))
         probs = logits.softmax(dim=-1).cpu()
         top = probs.topk(min(topk, len(names)))

@@ -4,7 +4,10 @@ Real CLIP weights cannot be downloaded offline, so the course pretrains its own 
 miniature, the way CLIP itself was made: an image tower and a text tower trained with the
 symmetric InfoNCE loss on (image, caption) pairs. The images are still shapes of the synthetic
 world (:func:`stanlib.data.synth.synth_images`) and the captions name their colour, shape and
-position (``"a photo of a small red circle at the top left"``). The model is open_clip's
+position (``"a photo of a small red circle at the top left"``). The motion words ("up", "grows",
+"fades") never appear, so the class names "Something moves up" / "... down" embed at cosine
+0.97; ``--storyboards`` adds captioned "before | after" pictures of motions (an experiment,
+docs/experiments.md 2.5). The model is open_clip's
 ``stan-tiny`` config (64 px, patch 8, width 128, 4 vision layers; word-level text tower).
 
 After pretraining the model names colour x shape combinations it has never seen as images
@@ -33,6 +36,7 @@ import math
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -42,7 +46,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from stanlib.clip import BUNDLED_TINY, create_clip
-from stanlib.data.synth import synth_images, zero_shot_classes
+from stanlib.data.synth import (APPEARANCE_PAIRS, MOTION_CLASSES, MOTIONS, STORYBOARD_SWEEP, sample_spec, storyboard,
+                                synth_images, zero_shot_classes)
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
 from stanlib.losses import info_nce
 from stanlib.tokenizer import get_tokenizer
@@ -52,6 +57,10 @@ WEIGHTS_NAME = "stan-tiny.safetensors"
 # Held-out images come from seeds no training batch uses (training seeds are seed * 1e6 + step).
 HELDOUT_SEED = 2_000_000_000
 TRAIN_SEED_STRIDE = 1_000_000
+# Fraction of each batch that is a "before | after" storyboard captioned with its motion
+# (synth.storyboard). Off for the shipped model: with 0.25 the text tower learnt which *pair* a
+# storyboard shows but merged each time-reversed partner (cosine 1.00), see docs/experiments.md 2.5.
+STORYBOARDS = 0.0
 
 
 def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.device] = None) -> torch.Tensor:
@@ -70,11 +79,12 @@ def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.dev
     return (x - mean) / std
 
 
-def train_batch(seed: int, step: int, batch_size: int) -> tuple[torch.Tensor, list[str]]:
+def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS
+                ) -> tuple[torch.Tensor, list[str]]:
     """Fresh images + captions for one training step (a pure function of seed and step)."""
     if step >= TRAIN_SEED_STRIDE:
         raise ValueError(f"step {step} too large (at most {TRAIN_SEED_STRIDE - 1} steps)")
-    images, captions, _ = synth_images(batch_size, seed=seed * TRAIN_SEED_STRIDE + step)
+    images, captions, _ = synth_images(batch_size, seed=seed * TRAIN_SEED_STRIDE + step, storyboards=storyboards)
     return to_model_input(images), captions
 
 
@@ -103,6 +113,29 @@ def zero_shot_accuracy(clip: torch.nn.Module, images: Optional[torch.Tensor] = N
     return float(100.0 * (torch.cat(preds).numpy() == np.asarray(labels)).mean())
 
 
+@torch.no_grad()
+def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
+    """How well the text tower knows the motion words: held-out storyboards classified among the
+    10 motion class names ("Something moves left", ...; percent), and the mean cosine between the
+    text embeddings of each class and its time-reversed partner (lower = better separated)."""
+    rng = np.random.default_rng(HELDOUT_SEED + 1)
+    images, labels = [], []
+    for i in range(n):
+        colour, shape = APPEARANCE_PAIRS[rng.integers(len(APPEARANCE_PAIRS))]
+        m = i % len(MOTIONS)
+        spec = sample_spec(rng, colour, shape, MOTIONS[m], num_frames=2)
+        images.append(storyboard(replace(spec, sweep=float(rng.uniform(*STORYBOARD_SWEEP)))))
+        labels.append(m)
+    was_training = clip.training
+    clip.eval()
+    text = F.normalize(clip.encode_text(get_tokenizer(CLIP_NAME)(list(MOTION_CLASSES))), dim=-1)
+    img = F.normalize(clip.encode_image(to_model_input(np.stack(images))), dim=-1)
+    clip.train(was_training)
+    acc = float(100.0 * ((img @ text.t()).argmax(-1).numpy() == np.asarray(labels)).mean())
+    partner_cos = float((text[0::2] * text[1::2]).sum(-1).mean())
+    return {"storyboard_top1": round(acc, 1), "partner_cosine": round(partner_cos, 3)}
+
+
 def _lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warm-up, then cosine decay to 0."""
     if step < warmup:
@@ -111,8 +144,8 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.1,
-             warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True
-             ) -> tuple[torch.nn.Module, dict]:
+             warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True,
+             storyboards: float = STORYBOARDS) -> tuple[torch.nn.Module, dict]:
     """Pretrain ``stan-tiny`` contrastively; returns ``(clip, record)``.
 
     ``record`` holds the recipe, the zero-shot accuracy curve ``[(step, acc), ...]``, the final
@@ -136,7 +169,7 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     t0 = time.time()
     bar = tqdm(range(steps), desc="pretrain stan-tiny", disable=not progress)
     for step in bar:
-        images, captions = train_batch(seed, step, batch_size)
+        images, captions = train_batch(seed, step, batch_size, storyboards)
         img = F.normalize(clip.encode_image(images), dim=-1)
         txt = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
         loss = info_nce(img, txt, clip.logit_scale.exp().clamp(max=100.0)) / 2  # mean of both directions
@@ -154,6 +187,7 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
         "clip": CLIP_NAME, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup": warmup, "optimizer": "AdamW(0.9, 0.98, eps 1e-6), cosine, clip 1.0",
         "data": "stanlib.data.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
+        "storyboards": storyboards, "motion_words": motion_zero_shot(clip),
         "zero_shot_classes": 24, "zero_shot_prompt": "a photo of a {colour} {shape}",
         "heldout": f"{n_eval} images of synth_images(seed={HELDOUT_SEED})",
         "zero_shot_top1": curve[-1][1], "curve": curve,
@@ -202,6 +236,8 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--storyboards", type=float, default=STORYBOARDS,
+                    help="fraction of each batch that is a motion storyboard (teaches the motion words)")
     ap.add_argument("--eval-every", type=int, default=200, help="steps between zero-shot evaluations")
     ap.add_argument("--out", default="runs/tiny_clip",
                     help="output folder (the shipped model lives in data_samples/tiny_clip)")
@@ -217,10 +253,12 @@ def cli_main(argv: list[str]) -> int:
         except (FileNotFoundError, KeyError, ValueError) as err:
             print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
             return 2
-        print(f"zero-shot top-1 on 960 held-out images (24 classes): {zero_shot_accuracy(clip):.1f}%")
+        print(f"zero-shot top-1 on 960 held-out images (24 classes): {zero_shot_accuracy(clip):.1f}%; "
+              f"motion words: {motion_zero_shot(clip)}")
         return 0
     command = "stanlib pretrain-tiny " + " ".join(argv)
-    clip, record = pretrain(args.seed, args.steps, args.batch_size, args.lr, eval_every=args.eval_every)
+    clip, record = pretrain(args.seed, args.steps, args.batch_size, args.lr, eval_every=args.eval_every,
+                            storyboards=args.storyboards)
     record["command"] = command.strip()
     path = save_tiny(clip, record, args.out)
     print(f"zero-shot top-1 {record['zero_shot_top1']:.1f}% (curve {record['curve']}); "

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from stanlib import experiments as ex
+from stanlib.losses import equiangular
 
 TINY = replace(ex.QUICK, pretrained="none", steps=2)  # random CLIP: the test does not need the shipped one
 
@@ -86,8 +87,22 @@ def test_cli_list_and_unknown_row(capsys):
         ex.cli_main(["run", "--rows", "nope"])
 
 
-def test_linear_head_option_trains_the_head_and_keeps_the_cache_key(motion):
-    assert ex.Recipe().key() == ex.Recipe(head="text").key()  # default head: cached results stay valid
+def test_equiangular_head_separates_the_class_names_equally(motion):
+    assert len({ex.Recipe(head=h).key() for h in ex.HEADS}) == 3
+    assert ex.OMIT_FROM_KEY["head"] == "text"  # results cached before the head field existed used "text"
+    model = ex.build_model("meanpool", TINY)
+    raw = ex.recognition_head(model, motion, replace(TINY, head="text")).class_embeddings
+    equi = ex.recognition_head(model, motion, TINY).class_embeddings  # the default head
+    cos = equi @ equi.t()
+    off = cos[~torch.eye(len(cos), dtype=torch.bool)]
+    assert torch.allclose(cos.diagonal(), torch.ones(len(cos)), atol=1e-5)
+    assert torch.allclose(off, torch.full_like(off, -1 / (len(cos) - 1)), atol=1e-4)  # every pair alike
+    assert (raw @ raw.t() - cos).abs().max() > 0.1
+    with pytest.raises(ValueError, match="dimensions"):
+        equiangular(torch.randn(20, 8))
+
+
+def test_linear_head_option_trains_the_head(motion):
     recipe = replace(TINY, head="linear")
     assert recipe.key() != TINY.key()
     torch.manual_seed(0)

@@ -159,7 +159,7 @@ def test_every_text_is_in_the_tiny_vocabulary():
     texts = [caption_for(c, s, m, v, subj) for c, s in synth.APPEARANCE_PAIRS for m in MOTIONS
              for v in range(3) for subj in range(len(synth.CAPTION_SUBJECTS))]
     texts += list(synth.MOTION_CLASSES) + list(APPEARANCE_CLASSES) + zero_shot_classes()[1]
-    texts += synth_images(300, seed=0)[1]
+    texts += synth_images(300, seed=0, storyboards=0.5)[1]
     texts += [it.caption for it in captions_task(20, 20, seed=0).test]
     for text in texts:
         ids = tok.encode(text)
@@ -189,6 +189,35 @@ def test_synth_images_match_their_captions():
         assert (int(ys.mean() // (64 / 3)), int(xs.mean() // (64 / 3))) == cells[phrase], cap
         checked += 1
     assert checked > 50
+
+
+def test_storyboards_show_before_and_after_and_name_the_motion():
+    plain = synth_images(48, seed=7)
+    images, captions, ids = synth_images(48, seed=7, storyboards=0.25)
+    assert np.array_equal(ids, plain[2])  # the same balanced appearance classes
+    zero = synth_images(48, seed=7, storyboards=0.0)
+    assert np.array_equal(zero[0], plain[0]) and zero[1] == plain[1]  # no storyboards = the plain images
+    names, _ = zero_shot_classes()
+    phrases = {p: m for m in MOTIONS for p in synth.MOTION_PHRASES[m]}
+    for img, cap, k in zip(images[:12], captions[:12], ids[:12]):
+        assert any(cap.endswith(" " + p) for p in phrases), cap  # every storyboard names a motion
+        assert cap.startswith("something") or names[k] in cap, cap
+        assert (img[16:48, 31:33] == 160).all()                   # the panel divider
+    for img, cap in zip(images[12:], captions[12:]):
+        assert not any(cap.endswith(" " + p) for p in phrases), cap
+    spec = sample_spec(np.random.default_rng(0), "red", "circle", "up", num_frames=2)
+    board = synth.storyboard(spec)
+    before, after = board[16:48, :31], board[16:48, 33:]
+
+    def centre_row(panel):
+        ys, _ = np.nonzero(np.abs(panel.astype(int) - panel[0, 0].astype(int)).sum(-1) > 90)
+        return ys.mean()
+
+    assert centre_row(after) < centre_row(before) - 3  # "moves up": higher in the after panel
+    with pytest.raises(ValueError, match="motion"):
+        synth.storyboard(replace(spec, motion=None))
+    with pytest.raises(ValueError, match="fraction"):
+        synth_images(4, storyboards=1.5)
 
 
 # --- files on disk ----------------------------------------------------------------------------------

@@ -72,3 +72,12 @@ def test_shipped_tiny_clip_loads_and_matches_its_config():
     # the video model starts from the same weights
     model = stanlib.create_model("stan-tiny", pretrained="bundled", temporal="attn", depth=2)
     assert torch.equal(model.clip.visual.proj, clip.visual.proj)
+
+
+@needs_shipped
+def test_motion_words_are_unknown_to_the_shipped_tiny_clip():
+    # the shipped CLIP never saw "up"/"down"... (docs/experiments.md 2.4-2.5): partner class names
+    # embed close together, and storyboards of the 10 motions are classified near chance (10%)
+    words = tiny.motion_zero_shot(stanlib.load_tiny(), n=100)
+    assert set(words) == {"storyboard_top1", "partner_cosine"}
+    assert 0.6 < words["partner_cosine"] <= 1.0 and words["storyboard_top1"] < 40.0, words

@@ -13,8 +13,9 @@ pair but must guess the direction: 50%. That is the gap STAN's temporal modellin
 
 Design choices learnt from calibration (issue 9): a motion must change things *across 8x8
 patches*, not only inside one. Translations travel ~3-4 patches; a rotating shape carries a long
-"clock hand" that sweeps ~180 degrees (a spinning circle alone is invisible, a spinning square
-is nearly so); grow/shrink spans ~4x in area.
+"clock hand" that sweeps ~180 degrees from about 12 o'clock (a spinning circle alone is invisible,
+a spinning square is nearly so; from a random start angle no model learnt the direction);
+grow/shrink spans ~4x in area.
 
 In memory (no files)::
 
@@ -113,6 +114,8 @@ RADIUS_RANGE = (0.11, 0.16)        # shape "radius" in videos (7-10 px at 64 px)
 IMAGE_RADIUS_RANGE = (0.09, 0.18)  # still images vary more (size words "small"/"big")
 TRAVEL_RANGE = (0.40, 0.55)        # translation distance: 26-35 px = 3-4.5 patches of 8 px
 SWEEP_RANGE = (150.0, 210.0)       # rotation sweep in degrees
+CLOCK_START = -90.0                # a clockwise clip's hand starts at 12 o'clock (angle 0 = 3 o'clock)...
+CLOCK_JITTER = 20.0                # ... +- this many degrees (see sample_spec: why not any angle)
 SCALE_RANGE = (0.45, 1.55)         # grow/shrink radius factor, start -> end
 HAND_LENGTH = 2.4                  # rotation hand length / radius: the visible "clock hand"
 HAND_HALF_WIDTH = 0.28             # hand half width / radius
@@ -352,6 +355,12 @@ def sample_spec(rng: np.random.Generator, colour: str, shape: str, motion: Optio
     travel = rng.uniform(*TRAVEL_RANGE) * size
     sweep = rng.uniform(*SWEEP_RANGE)
     angle = rng.uniform(0.0, 360.0)
+    if motion in ("clockwise", "counterclockwise"):
+        # Like a clock: clockwise starts near 12 o'clock (its reversal, counterclockwise, ends there).
+        # From ANY start angle the direction is a second-order pattern (the sign of where-x-when
+        # flips with the start angle) that no model here learnt: rotation stayed at 35-55%
+        # (docs/experiments.md 2.5). `angle` is the mid-motion angle, reusing the draw above.
+        angle = CLOCK_START + sweep / 2 + (angle / 180.0 - 1.0) * CLOCK_JITTER
     background, gradient = _random_background(rng, size)
     rgb = _jitter(COLOURS[colour], rng)
     hx, hy = _half_extent(motion, r, travel, SCALE_RANGE[1])
@@ -565,22 +574,67 @@ def _image_caption(rng: np.random.Generator, colour: str, shape: str, position: 
     return " ".join(words)
 
 
-def synth_images(n: int, seed: int = 0, size: int = 64) -> tuple[np.ndarray, list[str], np.ndarray]:
+STORYBOARD_SWEEP = (60.0, 100.0)  # rotation in a storyboard: < 180 degrees, so cw and ccw differ
+STORYBOARD_SUBJECTS: tuple[str, ...] = ("something", "a {c} {s}", "the {c} {s}", "a picture of a {c} {s}")
+
+
+def storyboard(spec: ClipSpec) -> np.ndarray:
+    """A still "before | after" picture of a motion: (size, size, 3) uint8.
+
+    The first and last frames of ``spec``'s clip, each shrunk to half width, side by side in
+    the middle band of the image, split by a light line: a still picture that carries a verb,
+    for teaching the tiny CLIP the motion words (``stanlib pretrain-tiny --storyboards``). Measured
+    (docs/experiments.md 2.5): the CLIP learns the *pair* of motions a storyboard shows, but not
+    which panel comes first, and merges each reversed partner's words.
+    """
+    if spec.motion is None:
+        raise ValueError("a storyboard needs a spec with a motion")
+    frames = render_clip(replace(spec, num_frames=2)).astype(np.float64)   # (2, n, n, 3)
+    n = spec.size
+    half = frames.reshape(2, n // 2, 2, n // 2, 2, 3).mean(axis=(2, 4))  # 2x2 average: (2, n/2, n/2, 3)
+    out = np.broadcast_to(np.asarray(spec.background, np.float64), (n, n, 3)).copy()
+    top = n // 4
+    out[top:top + n // 2, : n // 2] = half[0]
+    out[top:top + n // 2, n // 2:] = half[1]
+    out[top:top + n // 2, n // 2 - 1: n // 2 + 1] = 160.0                 # the panel divider
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _storyboard_caption(rng: np.random.Generator, colour: str, shape: str, motion: str) -> str:
+    subject = STORYBOARD_SUBJECTS[rng.integers(len(STORYBOARD_SUBJECTS))].format(c=colour, s=shape)
+    phrases = MOTION_PHRASES[motion]
+    return f"{subject} {phrases[rng.integers(len(phrases))]}"
+
+
+def synth_images(n: int, seed: int = 0, size: int = 64, storyboards: float = 0.0
+                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Still images with captions naming colour, shape and position (and sometimes size).
 
     Returns ``(images uint8 (N, H, W, 3), captions, class_ids int64 (N,))``, class ids indexing
     :func:`zero_shot_classes` (balanced over the 24 classes). Example caption:
     ``"a photo of a red circle at the top left"``. Use different seeds for train and held-out.
+    ``storyboards``: the fraction of images that are instead :func:`storyboard` pictures of a
+    random motion, captioned with it (``"a red circle moves up"``, ``"something fades out"``).
     """
     if n < 1:
         raise ValueError(f"synth_images needs n >= 1, got {n}")
+    if not 0.0 <= storyboards <= 1.0:
+        raise ValueError(f"storyboards is a fraction in [0, 1], got {storyboards}")
     rng = _rng(seed, "images", "train")
     ids = _balanced(rng, n, len(APPEARANCE_PAIRS))
     images = np.empty((n, size, size, 3), np.uint8)
     captions = []
     cell = size / 3
+    n_story = int(round(storyboards * n))
     for k, cls in enumerate(ids):
         colour, shape = APPEARANCE_PAIRS[cls]
+        if k < n_story:  # a balanced, shuffled id order: the first n_story are as random as any
+            motion = MOTIONS[rng.integers(len(MOTIONS))]
+            spec = sample_spec(rng, colour, shape, motion, size=size, num_frames=2)
+            spec = replace(spec, sweep=float(rng.uniform(*STORYBOARD_SWEEP)))
+            images[k] = storyboard(spec)
+            captions.append(_storyboard_caption(rng, colour, shape, motion))
+            continue
         r = rng.uniform(*IMAGE_RADIUS_RANGE) * size
         row, col = rng.integers(3), rng.integers(3)
         half = EXTENT * r
