@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from stanlib.data import synth
 from stanlib.evaluate import retrieval_metrics
-from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, equiangular
+from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
 from stanlib.model import STANModel, create_model
 from stanlib.tiny import to_model_input
 from stanlib.train import flush_denormals, param_groups, warmup_cosine
@@ -91,9 +91,9 @@ class Recipe:
     twin_batches: bool = True        # each clip next to its exact time reversal (motion, captions)
     freeze_clip: bool = False        # train only the new layers (CLIP left exactly as pretrained)
     freeze_text: bool = False        # retrieval: keep the text tower as pretrained (recognition always does)
-    head: str = "equiangular"        # recognition: frozen class-name embeddings made equiangular (the tiny
-                                     # CLIP never learnt the motion words: raw ones are 0.97 alike), "text"
-                                     # (raw, the paper's head) or "linear" (trainable, from the raw ones)
+    head: str = "orthogonal"         # recognition: frozen random orthonormal class vectors (the tiny CLIP never
+                                     # learnt the motion words: their embeddings are 0.97 alike), "text" (the
+                                     # class-name embeddings, the paper's head) or "linear" (trainable, from them)
     n_train: int = 800
     n_test: int = 200
     data_seed: int = 0               # the synthetic data is the same for every training seed
@@ -101,10 +101,12 @@ class Recipe:
     model_kwargs: dict = field(default_factory=dict)   # extra STANConfig fields for every row
 
     def key(self) -> str:
-        """Short hash of the recipe and of the CLIP weights file's bytes: results are cached per
-        (task, row, seed, key), so re-training the tiny CLIP never serves stale results."""
+        """Short hash of the recipe, of the CLIP weights file's bytes and of the synthetic world's
+        version: results are cached per (task, row, seed, key), so re-training the tiny CLIP or
+        changing the renderer never serves stale results."""
         fields = {k: v for k, v in asdict(self).items() if OMIT_FROM_KEY.get(k, object()) != v}
-        text = json.dumps(fields, sort_keys=True) + weights_digest(self.pretrained)
+        world = f"world{synth.WORLD_VERSION}" if synth.WORLD_VERSION > 1 else ""  # v1 keys had no version
+        text = json.dumps(fields, sort_keys=True) + weights_digest(self.pretrained) + world
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -229,19 +231,19 @@ def _freeze(model: STANModel, recipe: Recipe, kind: str) -> None:
             p.requires_grad_(False)
 
 
-HEADS = ("equiangular", "text", "linear")
+HEADS = ("orthogonal", "text", "linear")
 
 
 def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> RecognitionHead:
-    """Cosine classifier over frozen class vectors from the class names' text embeddings:
-    ``"equiangular"`` (default: centred and whitened, see :func:`stanlib.losses.equiangular`),
-    ``"text"`` (the raw embeddings, the paper's head) or ``"linear"`` (trainable, initialised
-    from the raw embeddings)."""
+    """The frozen cosine classifier: ``"orthogonal"`` (default: fixed random orthonormal class
+    vectors, :func:`stanlib.losses.orthogonal_classes`), ``"text"`` (the class names' text
+    embeddings, the paper's head) or ``"linear"`` (trainable, initialised from the text ones)."""
     if recipe.head not in HEADS:
         raise ValueError(f"recipe.head must be one of {HEADS}, got {recipe.head!r}")
-    emb = class_text_embeddings(model, data.classes)
-    if recipe.head == "equiangular":
-        emb = equiangular(emb)
+    if recipe.head == "orthogonal":
+        emb = orthogonal_classes(len(data.classes), model.embed_dim)
+    else:
+        emb = class_text_embeddings(model, data.classes)
     return RecognitionHead(emb, scale=recipe.logit_scale,
                            linear=recipe.head == "linear").to(next(model.parameters()).device)
 
@@ -548,8 +550,8 @@ def cli_main(argv: list[str]) -> int:
     run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
     run.add_argument("--head", choices=HEADS, default=None,
-                     help="recognition head (default equiangular: frozen, from the class-name embeddings made "
-                          "equiangular; text: the raw embeddings, the paper's head; linear: trainable)")
+                     help="recognition head (default orthogonal: frozen random orthonormal class vectors; "
+                          "text: the class names' text embeddings, the paper's head; linear: trainable)")
     run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
     table = sub.add_parser("table", help="print / write the markdown tables from cached results")
     table.add_argument("--out", default=str(DEFAULT_OUT))

@@ -171,22 +171,23 @@ def class_text_embeddings(model: nn.Module, class_names: list[str], template: st
     return torch.cat(out)
 
 
-def equiangular(class_embeddings: torch.Tensor) -> torch.Tensor:
-    """Centre the (C, E) class embeddings and set all their singular values to 1: C unit-norm-ish
-    vectors at the same angle to each other (cosine -1/(C-1)), oriented by the text.
+def orthogonal_classes(num_classes: int, dim: int, seed: int = 0) -> torch.Tensor:
+    """``num_classes`` fixed random orthonormal class vectors (C, E): a frozen classifier that
+    ignores the class names (deterministic for a given seed, on any machine).
 
-    The teaching world needs this: the tiny CLIP never saw the motion words, so "Something moves
-    up" / "... down" / "... right" embed at cosine 0.97-0.98 and a frozen classifier on them cannot
-    tell these classes apart (up/down pair accuracy 10%, docs/experiments.md 2.5). Real CLIP knows
-    the words; this keeps the classifier frozen and derived from the class names.
+    The teaching world's recognition head (docs/experiments.md 2.5): the tiny CLIP never saw the
+    motion words, so "Something moves up" / "... down" / "... right" embed at cosine 0.97-0.98 and
+    a frozen classifier on them cannot tell these classes apart (up/down recognised as the wrong
+    pair 90% of the time); real CLIP knows the words. Random orthonormal vectors are also nearly
+    orthogonal to CLIP's video embeddings, so training starts from small logits (the text-derived
+    equiangular variant started at loss ~30 and was unstable at demo size).
     """
-    if class_embeddings.ndim != 2 or class_embeddings.shape[0] < 2:
-        raise ValueError(f"need (num_classes >= 2, dim) class embeddings, got {tuple(class_embeddings.shape)}")
-    if class_embeddings.shape[0] > class_embeddings.shape[1]:
-        raise ValueError(f"{class_embeddings.shape[0]} classes do not fit in {class_embeddings.shape[1]} dimensions")
-    centred = class_embeddings.float() - class_embeddings.float().mean(dim=0)
-    u, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    return F.normalize(u[:, :-1] @ vh[:-1], dim=-1)  # centring removed one direction: drop it
+    if not 2 <= num_classes <= dim:
+        raise ValueError(f"need 2 <= num_classes <= dim for orthonormal class vectors, got {num_classes} "
+                         f"classes in {dim} dimensions")
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(dim, num_classes, generator=gen, dtype=torch.float64))
+    return q.t().float().contiguous()
 
 
 class RecognitionHead(nn.Module):

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from stanlib.data.transforms import test_transform
 from stanlib.data.video import open_video, sample_indices
-from stanlib.losses import equiangular
+from stanlib.losses import orthogonal_classes
 
 Video = Union[str, os.PathLike, torch.Tensor]
 
@@ -85,6 +85,16 @@ class Predictor:
         clip = self.load_video(video).unsqueeze(0).to(self.device)
         return F.normalize(self.model.encode_video(clip), dim=-1)[0]
 
+    def _class_vectors(self, names: tuple, template: str) -> torch.Tensor:
+        extra = self.model.config.extra or {}
+        if extra.get("head") != "orthogonal":
+            return self.encode_text([template.format(n) for n in names])
+        trained = tuple(extra.get("classes", ()))
+        if names != trained:
+            raise ValueError(f"this model was trained with fixed class vectors for its own classes {list(trained)}; "
+                             "pass exactly model.config.extra['classes'] (same order) to classify")
+        return orthogonal_classes(len(names), self.model.embed_dim).to(self.device)
+
     @torch.no_grad()
     def encode_text(self, texts: Union[str, Sequence[str]]) -> torch.Tensor:
         """(N, E) unit-length text embeddings."""
@@ -105,19 +115,16 @@ class Predictor:
 
         Recognition as in STAN: the text encoder embeds each ``template.format(name)`` (cached),
         logits = logit scale x cosine, softmax over the classes. A model trained with the
-        equiangular head (``model.config.extra["head"] == "equiangular"``, the teaching world's
-        default, :func:`stanlib.losses.equiangular`) gets the same transform of the class
-        embeddings: give it the class list it was trained with.
+        teaching world's fixed class vectors (``model.config.extra["head"] == "orthogonal"``,
+        :func:`stanlib.losses.orthogonal_classes`) uses them instead of text: pass the class
+        list it was trained with (``model.config.extra["classes"]``), in that order.
         """
         names = tuple(class_names)
         if len(names) < 2:
             raise ValueError(f"classify needs at least two class names, got {list(names)}")
         key = names + (template,)
         if key not in self._class_cache:
-            emb = self.encode_text([template.format(n) for n in names])
-            if (self.model.config.extra or {}).get("head") == "equiangular":
-                emb = equiangular(emb)
-            self._class_cache[key] = emb
+            self._class_cache[key] = self._class_vectors(names, template)
         logits = self.model.logit_scale.detach() * (self._class_cache[key] @ self.encode_video(video))
         probs = logits.softmax(dim=-1).cpu()
         top = probs.topk(min(topk, len(names)))

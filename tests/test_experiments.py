@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stanlib import experiments as ex
-from stanlib.losses import equiangular
+from stanlib.losses import orthogonal_classes
 
 TINY = replace(ex.QUICK, pretrained="none", steps=2)  # random CLIP: the test does not need the shipped one
 
@@ -87,19 +87,20 @@ def test_cli_list_and_unknown_row(capsys):
         ex.cli_main(["run", "--rows", "nope"])
 
 
-def test_equiangular_head_separates_the_class_names_equally(motion):
-    assert len({ex.Recipe(head=h).key() for h in ex.HEADS}) == 3
+def test_orthogonal_head_is_fixed_orthonormal_and_the_default(motion):
+    assert ex.Recipe().head == "orthogonal" and len({ex.Recipe(head=h).key() for h in ex.HEADS}) == 3
     assert ex.OMIT_FROM_KEY["head"] == "text"  # results cached before the head field existed used "text"
     model = ex.build_model("meanpool", TINY)
-    raw = ex.recognition_head(model, motion, replace(TINY, head="text")).class_embeddings
-    equi = ex.recognition_head(model, motion, TINY).class_embeddings  # the default head
-    cos = equi @ equi.t()
-    off = cos[~torch.eye(len(cos), dtype=torch.bool)]
-    assert torch.allclose(cos.diagonal(), torch.ones(len(cos)), atol=1e-5)
-    assert torch.allclose(off, torch.full_like(off, -1 / (len(cos) - 1)), atol=1e-4)  # every pair alike
-    assert (raw @ raw.t() - cos).abs().max() > 0.1
+    head = ex.recognition_head(model, motion, TINY)
+    vectors = head.class_embeddings
+    assert vectors.shape == (10, model.embed_dim)
+    assert torch.allclose(vectors @ vectors.t(), torch.eye(10), atol=1e-5)
+    assert torch.equal(vectors, ex.recognition_head(model, motion, TINY).class_embeddings)  # deterministic
+    assert torch.allclose(vectors, orthogonal_classes(10, model.embed_dim), atol=1e-6)
+    text = ex.recognition_head(model, motion, replace(TINY, head="text")).class_embeddings
+    assert not torch.allclose(text, vectors, atol=0.1)
     with pytest.raises(ValueError, match="dimensions"):
-        equiangular(torch.randn(20, 8))
+        orthogonal_classes(20, 8)
 
 
 def test_linear_head_option_trains_the_head(motion):
@@ -148,3 +149,11 @@ def test_flush_denormals_inside_the_block_only():
     assert after > 0  # the default is restored
     if platform.machine() in ("x86_64", "AMD64"):
         assert inside == 0.0
+
+
+def test_cache_key_follows_the_world_version(monkeypatch):
+    from stanlib.data import synth
+
+    key = TINY.key()
+    monkeypatch.setattr(synth, "WORLD_VERSION", synth.WORLD_VERSION + 1)
+    assert TINY.key() != key  # a re-drawn world never serves results cached from the old one

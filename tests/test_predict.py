@@ -16,7 +16,7 @@ import stanlib
 from stanlib import predict as P
 from stanlib.data.transforms import test_transform
 from stanlib.data.video import VideoDecodeError, read_frames, segment_indices
-from stanlib.losses import equiangular
+from stanlib.losses import orthogonal_classes
 from stanlib.weights import save_pretrained
 
 NUM_FRAMES = 4
@@ -96,17 +96,19 @@ def test_classify_ranks_softmax_of_scaled_cosine(model, video):
         predictor.classify(video, ["alone"])
 
 
-def test_classify_uses_the_equiangular_head_the_model_was_trained_with(model, video):
+def test_classify_uses_the_fixed_class_vectors_the_model_was_trained_with(model, video):
     names = ["moves left", "moves right", "grows", "shrinks", "rotates"]
     plain = stanlib.Predictor(model).classify(video, names, topk=5)
-    model.config.extra = {"head": "equiangular"}
+    model.config.extra = {"head": "orthogonal", "classes": names}
     try:
         predictor = stanlib.Predictor(model)
         top = predictor.classify(video, names, topk=5)
-        classes = equiangular(predictor.encode_text(names))
+        classes = orthogonal_classes(len(names), model.embed_dim)
         expected = (model.logit_scale * (classes @ predictor.encode_video(video))).softmax(-1)
         assert [p for _, p in top] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
         assert [p for _, p in top] != pytest.approx([p for _, p in plain], abs=1e-3)
+        with pytest.raises(ValueError, match="extra\\['classes'\\]"):
+            predictor.classify(video, names[::-1])  # another order would silently swap the classes
     finally:
         model.config.extra = {}
 

@@ -114,6 +114,9 @@ RADIUS_RANGE = (0.11, 0.16)        # shape "radius" in videos (7-10 px at 64 px)
 IMAGE_RADIUS_RANGE = (0.09, 0.18)  # still images vary more (size words "small"/"big")
 TRAVEL_RANGE = (0.40, 0.55)        # translation distance: 26-35 px = 3-4.5 patches of 8 px
 SWEEP_RANGE = (150.0, 210.0)       # rotation sweep in degrees
+# Bumped whenever the same spec draws render different clips: experiment caches key on it.
+# 1: first world; 2: rotations start near 12 o'clock (issue 9, docs/experiments.md 2.5).
+WORLD_VERSION = 2
 CLOCK_START = -90.0                # a clockwise clip's hand starts at 12 o'clock (angle 0 = 3 o'clock)...
 CLOCK_JITTER = 20.0                # ... +- this many degrees (see sample_spec: why not any angle)
 SCALE_RANGE = (0.45, 1.55)         # grow/shrink radius factor, start -> end
