@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from stanlib.experiments import Recipe, TaskData, build_model, load_task, summary, train_model
+from stanlib.experiments import Recipe, TaskData, build_model, load_task, resolve_head, summary, train_model
 
 # The demo recipe: the experiments' recipe (K=4, CLIP fine-tuned at 5e-4, branch at 5e-3, twin
 # batches of 16 clips x 8 frames) with fewer steps, sized for <= 5 minutes on 2 free CPU cores
@@ -168,7 +168,7 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     wall, cpu = time.time() - t0, time.process_time() - cpu0
     stan_model = models["STAN-self"]
     stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}", "task": "synthetic motion (stanlib.data.synth)",
-                               "recipe": asdict(stan), "head": stan.head, "held_out": summary(results["STAN-self"]),
+                               "recipe": asdict(stan), "head": resolve_head(stan, "motion"), "held_out": summary(results["STAN-self"]),
                                "classes": list(data.classes)}
     stan_model.save_pretrained(out / "stan_self", dtype=torch.float16)  # data_samples/tiny is such a model
     report = {"results": results, "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "seed": seed,

@@ -56,6 +56,10 @@ from stanlib.tiny import to_model_input
 from stanlib.train import flush_denormals, param_groups, warmup_cosine
 
 TASK_KINDS = {"motion": "recognition", "appearance": "recognition", "captions": "retrieval"}
+# Recognition head of Recipe(head="task"): the class names' text embeddings where the tiny CLIP
+# learnt the words (colours, shapes), fixed orthonormal vectors where it never saw them (motions:
+# "moves up" / "moves right" embed at cosine 0.98; docs/experiments.md 2.5).
+TASK_HEADS = {"motion": "orthogonal", "appearance": "text"}
 
 # row name -> (label in tables, create_model keyword arguments, trained?)
 ROWS: dict[str, tuple[str, dict, bool]] = {
@@ -91,9 +95,10 @@ class Recipe:
     twin_batches: bool = True        # each clip next to its exact time reversal (motion, captions)
     freeze_clip: bool = False        # train only the new layers (CLIP left exactly as pretrained)
     freeze_text: bool = False        # retrieval: keep the text tower as pretrained (recognition always does)
-    head: str = "orthogonal"         # recognition: frozen random orthonormal class vectors (the tiny CLIP never
-                                     # learnt the motion words: their embeddings are 0.97 alike), "text" (the
-                                     # class-name embeddings, the paper's head) or "linear" (trainable, from them)
+    head: str = "task"               # recognition: "text" (frozen class-name embeddings, the paper's head),
+                                     # "orthogonal" (frozen random orthonormal class vectors), "linear"
+                                     # (trainable, from the text ones), "task" = TASK_HEADS (text where the
+                                     # tiny CLIP knows the class words, orthogonal for the motion classes)
     n_train: int = 800
     n_test: int = 200
     data_seed: int = 0               # the synthetic data is the same for every training seed
@@ -231,21 +236,28 @@ def _freeze(model: STANModel, recipe: Recipe, kind: str) -> None:
             p.requires_grad_(False)
 
 
-HEADS = ("orthogonal", "text", "linear")
+HEADS = ("task", "orthogonal", "text", "linear")
 
 
 def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> RecognitionHead:
-    """The frozen cosine classifier: ``"orthogonal"`` (default: fixed random orthonormal class
-    vectors, :func:`stanlib.losses.orthogonal_classes`), ``"text"`` (the class names' text
-    embeddings, the paper's head) or ``"linear"`` (trainable, initialised from the text ones)."""
-    if recipe.head not in HEADS:
-        raise ValueError(f"recipe.head must be one of {HEADS}, got {recipe.head!r}")
-    if recipe.head == "orthogonal":
+    """The frozen cosine classifier: ``"text"`` (the class names' text embeddings, the paper's
+    head), ``"orthogonal"`` (fixed random orthonormal class vectors,
+    :func:`stanlib.losses.orthogonal_classes`), ``"linear"`` (trainable, initialised from the text
+    ones) or ``"task"`` (default: :data:`TASK_HEADS`, text for appearance, orthogonal for motion)."""
+    head = resolve_head(recipe, data.name)
+    if head == "orthogonal":
         emb = orthogonal_classes(len(data.classes), model.embed_dim)
     else:
         emb = class_text_embeddings(model, data.classes)
     return RecognitionHead(emb, scale=recipe.logit_scale,
-                           linear=recipe.head == "linear").to(next(model.parameters()).device)
+                           linear=head == "linear").to(next(model.parameters()).device)
+
+
+def resolve_head(recipe: Recipe, task: str) -> str:
+    """The head a recipe uses on a task (``"task"`` -> :data:`TASK_HEADS`)."""
+    if recipe.head not in HEADS:
+        raise ValueError(f"recipe.head must be one of {HEADS}, got {recipe.head!r}")
+    return TASK_HEADS.get(task, "text") if recipe.head == "task" else recipe.head
 
 
 # =========================================================================== training
@@ -550,8 +562,9 @@ def cli_main(argv: list[str]) -> int:
     run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
     run.add_argument("--head", choices=HEADS, default=None,
-                     help="recognition head (default orthogonal: frozen random orthonormal class vectors; "
-                          "text: the class names' text embeddings, the paper's head; linear: trainable)")
+                     help="recognition head (default task: text for appearance, orthogonal for motion; text: "
+                          "the class names' text embeddings, the paper's head; orthogonal: frozen random "
+                          "orthonormal class vectors; linear: trainable)")
     run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
     table = sub.add_parser("table", help="print / write the markdown tables from cached results")
     table.add_argument("--out", default=str(DEFAULT_OUT))

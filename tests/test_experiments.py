@@ -87,8 +87,10 @@ def test_cli_list_and_unknown_row(capsys):
         ex.cli_main(["run", "--rows", "nope"])
 
 
-def test_orthogonal_head_is_fixed_orthonormal_and_the_default(motion):
-    assert ex.Recipe().head == "orthogonal" and len({ex.Recipe(head=h).key() for h in ex.HEADS}) == 3
+def test_orthogonal_head_is_fixed_orthonormal_and_the_motion_default(motion):
+    assert ex.Recipe().head == "task" and len({ex.Recipe(head=h).key() for h in ex.HEADS}) == len(ex.HEADS)
+    assert [ex.resolve_head(ex.Recipe(), t) for t in ("motion", "appearance")] == ["orthogonal", "text"]
+    assert ex.resolve_head(ex.Recipe(head="text"), "motion") == "text"
     assert ex.OMIT_FROM_KEY["head"] == "text"  # results cached before the head field existed used "text"
     model = ex.build_model("meanpool", TINY)
     head = ex.recognition_head(model, motion, TINY)
