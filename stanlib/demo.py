@@ -168,8 +168,8 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     wall, cpu = time.time() - t0, time.process_time() - cpu0
     stan_model = models["STAN-self"]
     stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}", "task": "synthetic motion (stanlib.data.synth)",
-                               "recipe": asdict(stan), "head": resolve_head(stan, "motion"), "held_out": summary(results["STAN-self"]),
-                               "classes": list(data.classes)}
+                               "recipe": asdict(stan), "head": resolve_head(stan, "motion"),
+                               "held_out": summary(results["STAN-self"]), "classes": list(data.classes)}
     stan_model.save_pretrained(out / "stan_self", dtype=torch.float16)  # data_samples/tiny is such a model
     report = {"results": results, "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "seed": seed,
                "recipes": {"mean pooling": asdict(meanpool), "STAN-self": asdict(stan)},

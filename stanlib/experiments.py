@@ -240,8 +240,8 @@ HEADS = ("task", "orthogonal", "text", "linear")
 
 
 def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> RecognitionHead:
-    """The frozen cosine classifier: ``"text"`` (the class names' text embeddings, the paper's
-    head), ``"orthogonal"`` (fixed random orthonormal class vectors,
+    """The cosine classifier: ``"text"`` (frozen class-name text embeddings, the paper's
+    head), ``"orthogonal"`` (frozen random orthonormal class vectors,
     :func:`stanlib.losses.orthogonal_classes`), ``"linear"`` (trainable, initialised from the text
     ones) or ``"task"`` (default: :data:`TASK_HEADS`, text for appearance, orthogonal for motion)."""
     head = resolve_head(recipe, data.name)

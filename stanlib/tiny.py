@@ -36,7 +36,6 @@ import math
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -46,8 +45,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from stanlib.clip import BUNDLED_TINY, create_clip
-from stanlib.data.synth import (APPEARANCE_PAIRS, MOTION_CLASSES, MOTIONS, STORYBOARD_SWEEP, sample_spec, storyboard,
-                                synth_images, zero_shot_classes)
+from stanlib.data.synth import APPEARANCE_PAIRS, MOTION_CLASSES, MOTIONS, random_storyboard, synth_images, zero_shot_classes
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
 from stanlib.losses import info_nce
 from stanlib.tokenizer import get_tokenizer
@@ -123,8 +121,7 @@ def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
     for i in range(n):
         colour, shape = APPEARANCE_PAIRS[rng.integers(len(APPEARANCE_PAIRS))]
         m = i % len(MOTIONS)
-        spec = sample_spec(rng, colour, shape, MOTIONS[m], num_frames=2)
-        images.append(storyboard(replace(spec, sweep=float(rng.uniform(*STORYBOARD_SWEEP)))))
+        images.append(random_storyboard(rng, colour, shape, MOTIONS[m]))
         labels.append(m)
     was_training = clip.training
     clip.eval()

@@ -361,7 +361,7 @@ def sample_spec(rng: np.random.Generator, colour: str, shape: str, motion: Optio
     if motion in ("clockwise", "counterclockwise"):
         # Like a clock: clockwise starts near 12 o'clock (its reversal, counterclockwise, ends there).
         # From ANY start angle the direction is a second-order pattern (the sign of where-x-when
-        # flips with the start angle) that no model here learnt: rotation stayed at 35-55%
+        # flips with the start angle) that no model here learnt: rotation stayed at 35-68%
         # (docs/experiments.md 2.5). `angle` is the mid-motion angle, reusing the draw above.
         angle = CLOCK_START + sweep / 2 + (angle / 180.0 - 1.0) * CLOCK_JITTER
     background, gradient = _random_background(rng, size)
@@ -603,6 +603,13 @@ def storyboard(spec: ClipSpec) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def random_storyboard(rng: np.random.Generator, colour: str, shape: str, motion: str, size: int = 64) -> np.ndarray:
+    """A :func:`storyboard` of a random clip of this colour, shape and motion (rotation swept by
+    :data:`STORYBOARD_SWEEP`, so its two panels tell clockwise from counterclockwise)."""
+    spec = sample_spec(rng, colour, shape, motion, size=size, num_frames=2)
+    return storyboard(replace(spec, sweep=float(rng.uniform(*STORYBOARD_SWEEP))))
+
+
 def _storyboard_caption(rng: np.random.Generator, colour: str, shape: str, motion: str) -> str:
     subject = STORYBOARD_SUBJECTS[rng.integers(len(STORYBOARD_SUBJECTS))].format(c=colour, s=shape)
     phrases = MOTION_PHRASES[motion]
@@ -633,9 +640,7 @@ def synth_images(n: int, seed: int = 0, size: int = 64, storyboards: float = 0.0
         colour, shape = APPEARANCE_PAIRS[cls]
         if k < n_story:  # a balanced, shuffled id order: the first n_story are as random as any
             motion = MOTIONS[rng.integers(len(MOTIONS))]
-            spec = sample_spec(rng, colour, shape, motion, size=size, num_frames=2)
-            spec = replace(spec, sweep=float(rng.uniform(*STORYBOARD_SWEEP)))
-            images[k] = storyboard(spec)
+            images[k] = random_storyboard(rng, colour, shape, motion, size)
             captions.append(_storyboard_caption(rng, colour, shape, motion))
             continue
         r = rng.uniform(*IMAGE_RADIUS_RANGE) * size
