@@ -99,24 +99,36 @@ class Recipe:
                                      # "orthogonal" (frozen random orthonormal class vectors), "linear"
                                      # (trainable, from the text ones), "task" = TASK_HEADS (text where the
                                      # tiny CLIP knows the class words, orthogonal for the motion classes)
+    verb_negatives: bool = True      # retrieval: also score each clip against its caption rewritten with every
+                                     # motion phrase (hard negatives that differ only in the verb)
+    verb_anchors: float = 1.0        # retrieval: weight of the verb-anchor loss: video and caption embeddings
+                                     # are also classified against fixed orthonormal vectors, one per motion
+                                     # (the verb read from the caption); 0 = plain InfoNCE (docs 2.6)
+    same_appearance: int = 0         # retrieval: reversal pairs per batch group that share one colour x shape
+                                     # (hard in-batch negatives that differ in the motion; 0 = random pairs)
     n_train: int = 800
     n_test: int = 200
     data_seed: int = 0               # the synthetic data is the same for every training seed
     pretrained: str = "bundled"      # tiny CLIP weights ("bundled", a path, or "none" for random)
     model_kwargs: dict = field(default_factory=dict)   # extra STANConfig fields for every row
 
-    def key(self) -> str:
+    def key(self, task: Optional[str] = None) -> str:
         """Short hash of the recipe, of the CLIP weights file's bytes and of the synthetic world's
         version: results are cached per (task, row, seed, key), so re-training the tiny CLIP or
-        changing the renderer never serves stale results."""
+        changing the renderer never serves stale results. With ``task``, only the fields that
+        task uses (a recognition task ignores the retrieval-only fields)."""
         fields = {k: v for k, v in asdict(self).items() if OMIT_FROM_KEY.get(k, object()) != v}
+        if TASK_KINDS.get(task) == "recognition":
+            fields = {k: v for k, v in fields.items() if k not in RETRIEVAL_ONLY}
         world = f"world{synth.WORLD_VERSION}" if synth.WORLD_VERSION > 1 else ""  # v1 keys had no version
         text = json.dumps(fields, sort_keys=True) + weights_digest(self.pretrained) + world
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 # fields added after results were cached: their default value leaves the cache key unchanged
-OMIT_FROM_KEY = {"head": "text", "freeze_text": False}
+OMIT_FROM_KEY = {"head": "text", "freeze_text": False, "verb_negatives": False, "verb_anchors": 0.0,
+                 "same_appearance": 0}
+RETRIEVAL_ONLY = ("freeze_text", "verb_negatives", "verb_anchors", "same_appearance")
 
 
 @functools.lru_cache(maxsize=8)
@@ -156,6 +168,7 @@ class TaskData:
     test_labels: torch.Tensor
     test_twin: torch.Tensor
     test_captions: list[str]
+    train_appearance: Optional[torch.Tensor] = None   # colour x shape id of every training clip
 
     @property
     def pair_names(self) -> tuple[str, ...]:
@@ -186,15 +199,18 @@ def load_task(name: str, n_train: int = 800, n_test: int = 200, seed: int = 0, n
         train_captions=[list(it.captions) for it in task.train],
         test_frames=torch.from_numpy(task.frames("test", progress=progress)),
         test_labels=labels["test"], test_twin=_twin_index(task.test),
-        test_captions=[it.caption for it in task.test])
+        test_captions=[it.caption for it in task.test],
+        train_appearance=torch.tensor([synth.appearance_label(it.spec.colour, it.spec.shape) for it in task.train]))
 
 
 def batch_order(data: TaskData, batch_size: int, steps: int, rng: np.random.Generator,
-                twins: bool = True) -> list[np.ndarray]:
+                twins: bool = True, same_appearance: int = 0) -> list[np.ndarray]:
     """Indices of the training clips for every step: epochs of a random permutation.
 
     ``twins``: a batch holds ``batch_size / 2`` reversal pairs (clip i and clip ``twin[i]``), so
     the only difference between some clips of a batch is the order of their frames.
+    ``same_appearance`` > 0 (with twins): the pairs come in groups of that many that share one
+    colour x shape, so some clips of a batch differ only in their motion.
     """
     n = len(data.train_labels)
     twin = data.train_twin.numpy()
@@ -206,6 +222,11 @@ def batch_order(data: TaskData, batch_size: int, steps: int, rng: np.random.Gene
         firsts, per_batch = np.arange(n), batch_size
     if per_batch > len(firsts):
         raise ValueError(f"batch of {batch_size} clips needs more training clips than {n}; lower batch_size")
+    if use_twins and same_appearance > 0:
+        if data.train_appearance is None:
+            raise ValueError("same_appearance batches need the training clips' appearance (TaskData.train_appearance)")
+        picks = _grouped_pairs(firsts, data.train_appearance.numpy()[firsts], per_batch, same_appearance, steps, rng)
+        return [np.stack([pick, twin[pick]], 1).reshape(-1) for pick in picks]
     out, pool = [], []
     while len(out) < steps:
         if len(pool) < per_batch:
@@ -213,6 +234,30 @@ def batch_order(data: TaskData, batch_size: int, steps: int, rng: np.random.Gene
         pick = np.array(pool[:per_batch])
         pool = pool[per_batch:]
         out.append(np.stack([pick, twin[pick]], 1).reshape(-1) if use_twins else pick)
+    return out
+
+
+def _grouped_pairs(firsts: np.ndarray, groups: np.ndarray, per_batch: int, group_size: int, steps: int,
+                   rng: np.random.Generator) -> list[np.ndarray]:
+    """``steps`` batches of ``per_batch`` distinct items of ``firsts``, drawn ``group_size`` at a
+    time from one random group (each group's items cycle through shuffled epochs)."""
+    members = {g: firsts[groups == g] for g in np.unique(groups)}
+    pools = {g: [] for g in members}
+    keys = list(members)
+    out = []
+    for _ in range(steps):
+        pick: list[int] = []
+        while len(pick) < per_batch:
+            g = keys[rng.integers(len(keys))]
+            take = []
+            for _ in range(min(group_size, per_batch - len(pick))):
+                if not pools[g]:
+                    pools[g] = list(rng.permutation(members[g]))
+                item = pools[g].pop()
+                if item not in pick and item not in take:
+                    take.append(item)
+            pick += take
+        out.append(np.array(pick))
     return out
 
 
@@ -279,6 +324,7 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     _freeze(model, recipe, data.kind)
     model.train()
     head = recognition_head(model, data, recipe) if data.kind == "recognition" else None
+    anchors = verb_anchors(model, recipe) if data.kind == "retrieval" else None
     criterion = ContrastiveLoss(recipe.logit_scale).to(device)
     extra = {"head": head} if head is not None and head.linear is not None else None
     groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.lr_mult, extra)
@@ -287,7 +333,8 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     opt = torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.98), eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(max(1, recipe.warmup), recipe.steps))
     params = [p for g in groups for p in g["params"]]
-    order = batch_order(data, recipe.batch_size, recipe.steps, rng, recipe.twin_batches)
+    order = batch_order(data, recipe.batch_size, recipe.steps, rng, recipe.twin_batches,
+                        recipe.same_appearance if data.kind == "retrieval" else 0)
     record = {"loss": [], "eval": [], "trainable": sum(p.numel() for p in params), "head": head}
     t0, cpu0 = time.time(), time.process_time()
     bar = tqdm(order, desc=desc, disable=not progress, leave=False)
@@ -300,7 +347,8 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
                 loss = head(model.encode_video(frames), data.train_labels[idx].to(device))
             else:
                 caps = [data.train_captions[i][rng.integers(len(data.train_captions[i]))] for i in idx]
-                loss = criterion(model.encode_video(frames), model.encode_text(model.tokenize(caps).to(device)))
+                loss = retrieval_loss(model, frames, caps, data.train_labels[idx].to(device), recipe, criterion,
+                                      anchors)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: loss {loss.item()} at step {step}; lower the learning rate")
             opt.zero_grad(set_to_none=True)
@@ -321,6 +369,48 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     record["seconds"] = round(time.time() - t0, 1)
     record["cpu_seconds"] = round(time.process_time() - cpu0, 1)  # all threads: the cost on a free machine
     return record
+
+
+def verb_anchors(model: STANModel, recipe: Recipe) -> Optional[RecognitionHead]:
+    """The verb anchors of captions training: a frozen cosine classifier over fixed random
+    orthonormal vectors, one per motion (None when ``recipe.verb_anchors`` is 0)."""
+    if recipe.verb_anchors <= 0:
+        return None
+    vectors = orthogonal_classes(len(synth.MOTIONS), model.embed_dim)
+    return RecognitionHead(vectors, scale=recipe.logit_scale).to(next(model.parameters()).device)
+
+
+def retrieval_loss(model: STANModel, frames: torch.Tensor, captions: list[str], motions: torch.Tensor,
+                   recipe: Recipe, criterion: ContrastiveLoss, anchors: Optional[RecognitionHead] = None
+                   ) -> torch.Tensor:
+    """The captions training loss of one batch: clips ``frames``, one caption each; ``motions``
+    is the motion class each caption names. docs/experiments.md 2.6 measures every term.
+
+    * symmetric InfoNCE of clips and captions (CLIP4Clip / STAN);
+    * ``recipe.verb_negatives``: + cross-entropy of every clip over its caption rewritten with each
+      motion phrase (:func:`stanlib.data.synth.motion_swaps`). In-batch negatives almost never
+      differ only in the verb, so without them the text tower never learns the motion words;
+    * ``anchors`` (:func:`verb_anchors`): + ``recipe.verb_anchors`` x the cross-entropy of the
+      video AND of the caption embedding against the fixed vector of the caption's motion. Without
+      fixed targets the twins deadlock: an order-blind start gives a clip and its reversal the same
+      embedding, and the loss is then lowest when "moves left" and "moves right" embed alike, which
+      removes the very signal the video side needs to learn order.
+    """
+    device = frames.device
+    video = model.encode_video(frames)
+    if not recipe.verb_negatives:
+        own = model.encode_text(model.tokenize(captions).to(device))
+        loss = criterion(video, own)
+    else:
+        swaps = [c for cap, m in zip(captions, motions.tolist()) for c in synth.motion_swaps(cap, synth.MOTIONS[m])]
+        text = model.encode_text(model.tokenize(swaps).to(device)).view(len(captions), len(synth.MOTIONS), -1)
+        own = text[torch.arange(len(captions), device=device), motions]        # the true captions
+        v, t = F.normalize(video.float(), dim=-1), F.normalize(text.float(), dim=-1)
+        verb_logits = recipe.logit_scale * torch.einsum("be,bke->bk", v, t)
+        loss = criterion(video, own) + F.cross_entropy(verb_logits, motions)
+    if anchors is not None:
+        loss = loss + recipe.verb_anchors * (anchors(video, motions) + anchors(own, motions))
+    return loss
 
 
 # =========================================================================== evaluation
@@ -382,6 +472,10 @@ def evaluate_model(model: STANModel, data: TaskData, recipe: Recipe, head: Optio
     # embedding, so exactly one twin of each pair is right: 50%.
     ok = (sim[idx[has], idx[has]] > sim[twin[has], idx[has]]).float()
     out["twin"] = 100 * ok.mean().item()
+    # R@1 up to order: the top video is the caption's own or its reversal (an order-blind model's
+    # best R@1 is half of this); R@1 / this = how often order is then right
+    top = sim.argmax(dim=1)
+    out["r1_or_twin"] = 100 * ((top == idx) | ((top == twin) & has)).float().mean().item()
     pairs = labels[has] // 2
     out["per_pair"] = {name: {"twin": 100 * ok[pairs == p].mean().item(), "n": int((pairs == p).sum())}
                        for p, name in enumerate(data.pair_names) if (pairs == p).any()}
@@ -390,7 +484,7 @@ def evaluate_model(model: STANModel, data: TaskData, recipe: Recipe, head: Optio
 
 def summary(metrics: dict) -> dict:
     """The headline numbers of a metrics dict (for curves and logs)."""
-    keys = ("top1", "direction", "pair", "twin")
+    keys = ("top1", "direction", "pair", "twin", "r1_or_twin")
     out = {k: round(metrics[k], 2) for k in keys if k in metrics}
     if "t2v" in metrics:
         out["R@1"] = round(metrics["t2v"]["R@1"], 2)
@@ -401,7 +495,8 @@ def summary(metrics: dict) -> dict:
 def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFAULT_OUT, *,
             progress: bool = True, force: bool = False, device: str = "cpu") -> dict:
     """Train and evaluate one (task, row, seed); cached as JSON under ``out_dir/results``."""
-    path = Path(out_dir) / "results" / f"{task}__{row}__seed{seed}__{recipe.key()}.json"
+    key = recipe.key(task)
+    path = Path(out_dir) / "results" / f"{task}__{row}__seed{seed}__{key}.json"
     if path.is_file() and not force:
         return json.loads(path.read_text())
     data = load_task(task, recipe.n_train, recipe.n_test, recipe.data_seed, recipe.num_frames, progress=progress)
@@ -412,7 +507,7 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
         else {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0}
     metrics = evaluate_model(model, data, recipe, head=record.get("head"))
     metrics.pop("preds", None)
-    result = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": recipe.key(),
+    result = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": key,
               "weights_sha1": weights_digest(recipe.pretrained),
               "metrics": metrics, "train_seconds": record["seconds"], "train_cpu_seconds": record.get("cpu_seconds", 0.0),
               "trainable": record.get("trainable", 0),
@@ -532,6 +627,10 @@ def _recipe_from_args(args) -> Recipe:
         changes["head"] = args.head
     if args.freeze_text:
         changes["freeze_text"] = True
+    if args.verb_negatives is not None:
+        changes["verb_negatives"] = args.verb_negatives
+    if args.verb_anchors is not None:
+        changes["verb_anchors"] = args.verb_anchors
     if args.set:
         extra = dict(recipe.model_kwargs)
         for item in args.set:
@@ -561,6 +660,11 @@ def cli_main(argv: list[str]) -> int:
     run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
     run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
+    run.add_argument("--verb-negatives", action=argparse.BooleanOptionalAction, default=None,
+                     help="captions: score each clip against its caption with every motion phrase (default on)")
+    run.add_argument("--verb-anchors", type=float, default=None, metavar="W",
+                     help="captions: weight of the verb-anchor loss (video and caption classified against a fixed "
+                          "orthonormal vector per motion; default 1, 0 = off)")
     run.add_argument("--head", choices=HEADS, default=None,
                      help="recognition head (default task: text for appearance, orthogonal for motion; text: "
                           "the class names' text embeddings, the paper's head; orthogonal: frozen random "

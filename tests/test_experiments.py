@@ -159,3 +159,44 @@ def test_cache_key_follows_the_world_version(monkeypatch):
     key = TINY.key()
     monkeypatch.setattr(synth, "WORLD_VERSION", synth.WORLD_VERSION + 1)
     assert TINY.key() != key  # a re-drawn world never serves results cached from the old one
+
+
+def test_verb_negatives_and_anchors_add_their_terms():
+    plain_recipe = replace(TINY, verb_negatives=False, verb_anchors=0.0)
+    assert ex.Recipe().verb_negatives and ex.Recipe().verb_anchors == 1.0   # the captions default
+    # retrieval-only fields leave the recognition tasks' cache keys alone, and change the captions key
+    assert plain_recipe.key("motion") == TINY.key("motion") and plain_recipe.key("captions") != TINY.key("captions")
+    data = ex.load_task("captions", TINY.n_train, TINY.n_test, 0, TINY.num_frames, progress=False)
+    torch.manual_seed(0)
+    model = ex.build_model("stan-self", TINY).eval()
+    frames = ex.to_model_input(data.train_frames[:4], "cpu")
+    caps = [c[0] for c in data.train_captions[:4]]
+    motions = data.train_labels[:4]
+    crit = ex.ContrastiveLoss(TINY.logit_scale)
+    assert ex.verb_anchors(model, plain_recipe) is None
+    plain = ex.retrieval_loss(model, frames, caps, motions, plain_recipe, crit)
+    verbs = ex.retrieval_loss(model, frames, caps, motions, replace(plain_recipe, verb_negatives=True), crit)
+    # the verb term is a cross-entropy over 10 captions (> 0); the InfoNCE part is the same
+    assert verbs.item() > plain.item() + 1e-3
+    anchors = ex.verb_anchors(model, TINY)
+    assert torch.allclose(anchors.class_embeddings, ex.orthogonal_classes(10, model.embed_dim), atol=1e-6)
+    with_anchors = ex.retrieval_loss(model, frames, caps, motions, replace(plain_recipe, verb_anchors=0.5), crit,
+                                     anchors)
+    text = model.encode_text(model.tokenize(caps))
+    expect = plain + 0.5 * (anchors(model.encode_video(frames), motions) + anchors(text, motions))
+    assert torch.allclose(with_anchors, expect, atol=1e-4)
+    verbs.backward()
+    assert model.clip.token_embedding.weight.grad.abs().sum() > 0   # the text tower learns from the verb term
+
+
+def test_same_appearance_batches_group_reversal_pairs_by_colour_and_shape():
+    data = ex.load_task("captions", 200, 20, 0, 4, progress=False)   # ~4 reversal pairs per colour x shape
+    order = ex.batch_order(data, 8, 20, np.random.default_rng(0), twins=True, same_appearance=2)
+    app, twin = data.train_appearance.numpy(), data.train_twin.numpy()
+    for idx in order:
+        assert len(idx) == 8 and len(set(idx.tolist())) == 8
+        assert (twin[idx[0::2]] == idx[1::2]).all()                     # still twin batches
+    # groups really share an appearance more often than random pairs would
+    same = np.mean([app[idx[0]] == app[idx[2]] for idx in order])
+    random_same = np.mean([app[idx[0]] == app[idx[2]] for idx in ex.batch_order(data, 8, 20, np.random.default_rng(0))])
+    assert same > 0.8 and same > random_same

@@ -289,3 +289,14 @@ def test_cli_bad_input(tmp_path, capsys):
     assert (out / "mine.txt").exists()
     with pytest.raises(SystemExit):
         cli_main(["motions", "--out", str(out)])
+
+
+@pytest.mark.parametrize("motion", synth.MOTIONS)
+def test_motion_swaps_keep_subject_and_variant(motion):
+    for variant in range(len(synth.MOTION_PHRASES[motion])):
+        for subject in range(len(synth.CAPTION_SUBJECTS)):
+            caption = synth.caption_for("red", "circle", motion, variant, subject)
+            swaps = synth.motion_swaps(caption, motion)
+            assert swaps == [synth.caption_for("red", "circle", m, variant, subject) for m in synth.MOTIONS]
+    with pytest.raises(ValueError, match="does not end with"):
+        synth.motion_swaps("a red circle sits still", motion)

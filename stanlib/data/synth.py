@@ -153,6 +153,19 @@ def caption_for(colour: str, shape: str, motion: str, variant: int = 0, subject:
     return f"{CAPTION_SUBJECTS[subject].format(c=colour, s=shape)} {phrase}"
 
 
+def motion_swaps(caption: str, motion: str) -> list[str]:
+    """``caption`` (which names ``motion``) rewritten with every motion's phrase, in
+    :data:`MOTIONS` order, keeping its subject and paraphrase variant: ``"the red circle is
+    moving left"`` -> ``["the red circle is moving left", "the red circle is moving right", ...,
+    "the red circle is fading out"]``. Hard negative captions that differ only in the verb."""
+    phrases = MOTION_PHRASES[motion]
+    for variant in sorted(range(len(phrases)), key=lambda v: -len(phrases[v])):  # longest match first
+        if caption.endswith(" " + phrases[variant]):
+            subject = caption[: -len(phrases[variant]) - 1]
+            return [f"{subject} {MOTION_PHRASES[m][variant]}" for m in MOTIONS]
+    raise ValueError(f"caption {caption!r} does not end with a phrase of motion {motion!r} ({list(phrases)})")
+
+
 def zero_shot_classes() -> tuple[list[str], list[str]]:
     """The 24 colour x shape classes and their prompt texts (``"a photo of a red circle"``)."""
     names = [f"{c} {s}" for c, s in APPEARANCE_PAIRS]
