@@ -20,10 +20,12 @@ are built from reversal twins (each clip next to its time reversal, +4 points in
 It reuses the trainer's parameter groups (branch at 10x lr, no decay on norms/embeddings) and
 warm-up + cosine schedule, and the recognition head / InfoNCE / metrics of the shared modules.
 
-Recipe (calibrated, issue 9 and docs/experiments.md): frozen class-name text embeddings for
-recognition (a trainable text tower collapses each reversed pair's class embeddings), CLIP lr 5e-4
-(fine-tuned: +5-8 points of direction over a frozen CLIP), branch lr 5e-3, short warm-up, batch 16
-of 8 frames, twin batches, K=4 (the branch reads every level of the 4-layer tiny CLIP).
+Recipe (calibrated, issue 9 and docs/experiments.md): frozen class vectors for recognition (a
+trainable text tower collapses each reversed pair's class embeddings; ``head="task"``: class-name
+text for appearance, fixed orthonormal vectors for the motion words the tiny CLIP never learnt), CLIP
+lr 5e-4 (fine-tuned: +5-8 points of direction over a frozen CLIP), branch lr 5e-3, short warm-up,
+batch 16 of 8 frames, twin batches, K=4 (the branch reads every level of the 4-layer tiny CLIP).
+Captions add verb-swapped hard negative captions and verb anchors (:func:`retrieval_loss`, docs 2.6).
 
 ::
 
@@ -313,8 +315,8 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     ``{"loss": [per step], "eval": [(step, metrics)], "seconds": ..., "cpu_seconds": ..., "head": ...}``
     (``head``: the trained recognition head, None for retrieval; pass it to :func:`evaluate_model`).
 
-    Recognition: cross-entropy of the cosine classifier over frozen class-name embeddings.
-    Retrieval: symmetric InfoNCE with one random caption per clip (text tower trained).
+    Recognition: cross-entropy of the cosine classifier over frozen class vectors (:func:`recognition_head`).
+    Retrieval: :func:`retrieval_loss` with one random caption per clip (text tower trained).
     ``eval_every`` > 0 evaluates on the test split during training (for curves), always including
     the last step, so ``record["eval"][-1][1]`` is the final :func:`evaluate_model` result.
     """
@@ -631,6 +633,8 @@ def _recipe_from_args(args) -> Recipe:
         changes["verb_negatives"] = args.verb_negatives
     if args.verb_anchors is not None:
         changes["verb_anchors"] = args.verb_anchors
+    if args.same_appearance is not None:
+        changes["same_appearance"] = args.same_appearance
     if args.set:
         extra = dict(recipe.model_kwargs)
         for item in args.set:
@@ -665,6 +669,9 @@ def cli_main(argv: list[str]) -> int:
     run.add_argument("--verb-anchors", type=float, default=None, metavar="W",
                      help="captions: weight of the verb-anchor loss (video and caption classified against a fixed "
                           "orthonormal vector per motion; default 1, 0 = off)")
+    run.add_argument("--same-appearance", type=int, default=None, metavar="N",
+                     help="captions: batches made of groups of N reversal pairs that share one colour x shape "
+                          "(default 0: random pairs)")
     run.add_argument("--head", choices=HEADS, default=None,
                      help="recognition head (default task: text for appearance, orthogonal for motion; text: "
                           "the class names' text embeddings, the paper's head; orthogonal: frozen random "
@@ -693,7 +700,8 @@ def cli_main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = _recipe_from_args(args)
-    print(f"recipe {recipe.key()}: {asdict(recipe)}")
+    keys = ", ".join(f"{t} {recipe.key(t)}" for t in args.tasks)
+    print(f"recipe (cache keys: {keys}): {asdict(recipe)}")
     t0 = time.time()
     try:
         results = run_sweep(args.tasks, args.rows, args.seeds, recipe, out, device=args.device)

@@ -200,3 +200,12 @@ def test_same_appearance_batches_group_reversal_pairs_by_colour_and_shape():
     same = np.mean([app[idx[0]] == app[idx[2]] for idx in order])
     random_same = np.mean([app[idx[0]] == app[idx[2]] for idx in ex.batch_order(data, 8, 20, np.random.default_rng(0))])
     assert same > 0.8 and same > random_same
+
+
+def test_cli_captions_flags_reach_the_recipe(tmp_path, capsys):
+    argv = ["run", "--quick", "--tasks", "captions", "--rows", "zero-shot", "--seeds", "0", "--out", str(tmp_path),
+            "--pretrained", "none", "--no-verb-negatives", "--verb-anchors", "0.5", "--same-appearance", "2"]
+    assert ex.cli_main(argv) == 0
+    (res,) = ex.load_results(tmp_path)
+    assert res["recipe"]["verb_negatives"] is False and res["recipe"]["verb_anchors"] == 0.5
+    assert res["recipe"]["same_appearance"] == 2 and res["recipe_key"] in capsys.readouterr().out
