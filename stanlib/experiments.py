@@ -570,7 +570,8 @@ TABLE_COLUMNS = {
     "motion": [("top-1", ("top1",)), ("direction", ("direction",)), ("pair id", ("pair",))]
     + [(f"dir. {n}", ("per_pair", n, "direction")) for n in synth.PAIR_NAMES],
     "appearance": [("top-1", ("top1",))],
-    "captions": [("t2v R@1", ("t2v", "R@1")), ("t2v R@5", ("t2v", "R@5")), ("twin acc.", ("twin",))]
+    "captions": [("t2v R@1", ("t2v", "R@1")), ("t2v R@5", ("t2v", "R@5")), ("twin acc.", ("twin",)),
+                 ("R@1 own or twin", ("r1_or_twin",))]
     + [(f"twin {n}", ("per_pair", n, "twin")) for n in synth.PAIR_NAMES],
 }
 
