@@ -6,7 +6,7 @@
 Writes runs/probe_cap/<tag>/seed<S>.json (metrics + an error breakdown of the top-1 video: wrong
 appearance / wrong motion pair / the reversed twin) and prints the headline numbers.
 """
-import json, os, sys, time
+import json, os, sys
 from dataclasses import asdict, replace
 from pathlib import Path
 import torch
