@@ -209,3 +209,45 @@ def test_cli_captions_flags_reach_the_recipe(tmp_path, capsys):
     (res,) = ex.load_results(tmp_path)
     assert res["recipe"]["verb_negatives"] is False and res["recipe"]["verb_anchors"] == 0.5
     assert res["recipe"]["same_appearance"] == 2 and res["recipe_key"] in capsys.readouterr().out
+    m = res["metrics"]   # misses of the top-1 video, by reason (R@1 also counts an own video tied at the top as a miss)
+    assert 0 < sum(m["top1_errors"].values()) <= 100 - m["t2v"]["R@1"] + 1e-3
+
+
+def test_task_recipes_and_explicit_changes_win():
+    assert ex.task_recipe("motion") == ex.Recipe() == ex.task_recipe("appearance")
+    cap = ex.task_recipe("captions")
+    assert (cap.batch_size, cap.lr_mult) == (32, 3.0) and cap.key("captions") != ex.Recipe().key("captions")
+    assert ex.task_recipe("captions", {"batch_size": 16}).batch_size == 16     # the user's flag wins
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        ex.task_recipe("nope")
+    # the CLI gives each task its own recipe; --quick keeps the quick sizes everywhere
+    args = ex._parser().parse_args(["run", "--tasks", "motion", "captions", "--lr", "1e-4"])
+    recipes = ex._recipes_from_args(args)
+    assert recipes["motion"] == replace(ex.Recipe(), lr=1e-4)
+    assert recipes["captions"] == replace(cap, lr=1e-4)
+    quick = ex._recipes_from_args(ex._parser().parse_args(["run", "--quick", "--tasks", "captions"]))
+    assert quick["captions"] == ex.QUICK
+
+
+def test_recipe_overrides_parse_types_and_name_bad_keys():
+    r = ex.recipe_overrides(ex.Recipe(), "steps=600 lr=1e-3 twin_batches=0 verb_negatives=true pretrained=none")
+    assert (r.steps, r.lr, r.twin_batches, r.verb_negatives, r.pretrained) == (600, 1e-3, False, True, "none")
+    with pytest.raises(ValueError, match="'stepz=3'.*steps"):
+        ex.recipe_overrides(ex.Recipe(), "stepz=3")
+    with pytest.raises(ValueError, match="steps takes a int"):
+        ex.recipe_overrides(ex.Recipe(), "steps=many")
+
+
+def test_top1_errors_split_the_misses_by_kind():
+    # 5 captions: own video, another look, same look + another pair, same look + reversed motion, same motion
+    labels = torch.tensor([0, 1, 2, 3, 0])          # motion classes (pair = label // 2)
+    look = torch.tensor([7, 7, 7, 7, 7])
+    top = torch.tensor([0, 1, 0, 2, 0])
+    err = ex.top1_errors(top, labels, look)
+    # 1 -> 1 right; 0 -> 0 right; 2 -> 0: pair 1 vs 0 = pair error; 3 -> 2: same pair, reversed = direction;
+    # 4 -> 0: same look and motion, another clip = other
+    assert err == pytest.approx({"appearance": 0.0, "pair": 20.0, "direction": 20.0, "other": 20.0})
+    look2 = torch.tensor([7, 7, 8, 7, 7])   # clip 2 now has another look: caption 2 (-> 0) and 3 (-> 2) miss it
+    err2 = ex.top1_errors(top, labels, look2)
+    assert err2 == pytest.approx({"appearance": 40.0, "pair": 0.0, "direction": 0.0, "other": 20.0})
+    assert sum(err2.values()) == pytest.approx(60.0)   # = 100 - R@1 (2 of 5 right)

@@ -4,7 +4,8 @@
 
 One line per row: motion direction (mean +- std over seeds, per seed, per pair), motion top-1, appearance
 top-1, captions R@1 and twin accuracy. Each task's results are read under the default recipe's key for that
-task (`Recipe().key(task)`: recognition tasks ignore the retrieval-only fields).
+task (`task_recipe(task).key(task)`: recognition tasks ignore the retrieval-only fields; captions trains
+with its own batch size and branch lr, `TASK_RECIPES`).
 """
 import glob
 import json
@@ -12,12 +13,12 @@ import sys
 
 import numpy as np
 
-from stanlib.experiments import ROWS, TASK_KINDS, Recipe
+from stanlib.experiments import ROWS, TASK_KINDS, task_recipe
 
 out = sys.argv[1] if len(sys.argv) > 1 else "runs/experiments"
 res: dict = {}
 for task in TASK_KINDS:
-    for f in glob.glob(f"{out}/results/{task}__*__{Recipe().key(task)}.json"):
+    for f in glob.glob(f"{out}/results/{task}__*__{task_recipe(task).key(task)}.json"):
         d = json.load(open(f))
         res.setdefault((d["task"], d["row"]), []).append(d)
 
