@@ -83,14 +83,15 @@ DEFAULT_OUT = Path("runs/experiments")
 
 @dataclass
 class Recipe:
-    """Data size and optimisation of one run (saved with every result; part of its cache key)."""
+    """Data size and optimisation of one run (saved with every result; part of its cache key).
+    The defaults are the recognition tasks'; :func:`task_recipe` gives a task its own."""
 
     steps: int = 300
-    batch_size: int = 16             # clips per step (twin batches: batch_size / 2 reversal pairs)
+    batch_size: int = 16             # clips per step (twin batches: batch_size / 2 reversal pairs; captions: 32)
     num_frames: int = 8
     depth: int = 4                   # K branch layers = all 4 layers of the tiny CLIP (K=2: 76 -> K=4: 81.5)
     lr: float = 5e-4                 # CLIP parameters
-    lr_mult: float = 10.0            # branch parameters: lr * lr_mult
+    lr_mult: float = 10.0            # branch parameters: lr * lr_mult (captions: 3, TASK_RECIPES)
     weight_decay: float = 0.02
     warmup: int = 10
     grad_clip: float = 5.0
