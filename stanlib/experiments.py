@@ -26,7 +26,7 @@ text for appearance, fixed orthonormal vectors for the motion words the tiny CLI
 lr 5e-4 (fine-tuned: +5-8 points of direction over a frozen CLIP), branch lr 5e-3, short warm-up,
 batch 16 of 8 frames, twin batches, K=4 (the branch reads every level of the 4-layer tiny CLIP).
 Captions add verb-swapped hard negative captions and verb anchors (:func:`retrieval_loss`) and train
-with batches of 32 and a branch lr of 3x (:data:`TASK_RECIPES`; docs 2.6).
+with batches of 32 and a branch lr of 3x (:data:`TASK_RECIPES`; docs 2.6, 2.7).
 
 ::
 
@@ -174,7 +174,7 @@ QUICK = Recipe(steps=3, batch_size=4, num_frames=4, n_train=16, n_test=20, warmu
 
 # Per-task changes to the default recipe, as the paper's recipes differ per dataset (spec section 7).
 # captions: batches of 32 clips (16 reversal pairs) and a branch lr of 3x CLIP's, not 10x: over 5 seeds
-# on an H100, R@1 67.8 -> 94.4 (docs/experiments.md 2.6, tools/sweep_captions.py).
+# on an H100, R@1 67.8 -> 94.4; on this CPU 94.0 over 3 seeds (docs/experiments.md 2.7, tools/sweep_captions.py).
 TASK_RECIPES: dict[str, dict] = {"captions": {"batch_size": 32, "lr_mult": 3.0}}
 
 

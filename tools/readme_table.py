@@ -30,7 +30,7 @@ def ms(vals):
     return f"{np.mean(vals):.1f}" + (f" +- {np.std(vals, ddof=1):.1f}" if len(vals) > 1 else "")
 
 
-print("| model | seeds (motion / captions) | motion direction | per seed | per pair: left/right, up/down, grow/shrink, "
+print("| model | seeds (motion / appearance / captions) | motion direction | per seed | per pair: left/right, up/down, grow/shrink, "
       "rotate, fade | motion top-1 | appearance top-1 | captions t2v R@1 | captions twin acc. |")
 print("|---|---|---|---|---|---|---|---|---|")
 for row, (label, _, _) in ROWS.items():
@@ -42,6 +42,6 @@ for row, (label, _, _) in ROWS.items():
         pairs = list(mo[0]["metrics"]["per_pair"])
         pp = " / ".join(f"{np.mean([d['metrics']['per_pair'][p]['direction'] for d in mo]):.0f}" for p in pairs)
     seeds = ", ".join("%.1f" % d["metrics"]["direction"] for d in mo) or "-"
-    print(f"| {label} | {len(mo)} / {len(ca)} | {ms([d['metrics']['direction'] for d in mo])} | {seeds} | {pp} | "
+    print(f"| {label} | {len(mo)} / {len(ap)} / {len(ca)} | {ms([d['metrics']['direction'] for d in mo])} | {seeds} | {pp} | "
           f"{ms([d['metrics']['top1'] for d in mo])} | {ms([d['metrics']['top1'] for d in ap])} | "
           f"{ms([d['metrics']['t2v']['R@1'] for d in ca])} | {ms([d['metrics']['twin'] for d in ca])} |")
