@@ -155,7 +155,7 @@ def weights_digest(pretrained: Optional[str]) -> str:
 def recipe_overrides(recipe: Recipe, text: str) -> Recipe:
     """``recipe`` with fields changed by ``"KEY=VALUE KEY=VALUE"`` (e.g. ``"steps=600 verb_anchors=2"``;
     booleans as 0/1/true/false). Used by the probe and sweep tools."""
-    names = {f.name: f for f in fields(Recipe)}
+    names = {f.name for f in fields(Recipe)}
     changes = {}
     for item in text.split():
         key, sep, value = item.partition("=")

@@ -239,7 +239,7 @@ def test_recipe_overrides_parse_types_and_name_bad_keys():
 
 
 def test_top1_errors_split_the_misses_by_kind():
-    # 5 captions: own video, another look, same look + another pair, same look + reversed motion, same motion
+    # 5 captions, one look: two right, then same look + another pair, same pair reversed, same motion (another clip)
     labels = torch.tensor([0, 1, 2, 3, 0])          # motion classes (pair = label // 2)
     look = torch.tensor([7, 7, 7, 7, 7])
     top = torch.tensor([0, 1, 0, 2, 0])

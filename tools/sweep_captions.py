@@ -23,15 +23,24 @@ from multiprocessing import get_context
 import numpy as np
 
 
+def parse_variant(variant: str):
+    """``"row=meanpool steps=600"`` -> ("meanpool", Recipe(steps=600)); ``"base"`` -> ("stan-self", Recipe())."""
+    import stanlib.experiments as E
+
+    words = [] if variant == "base" else variant.split()
+    row = next((w.split("=", 1)[1] for w in words if w.startswith("row=")), "stan-self")
+    if row not in E.ROWS:
+        raise ValueError(f"variant {variant!r}: unknown row {row!r}; expected one of {list(E.ROWS)}")
+    return row, E.recipe_overrides(E.Recipe(), " ".join(w for w in words if not w.startswith("row=")))
+
+
 def run_job(variant: str, seed: int, device: str) -> dict:
     import torch
 
     import stanlib.experiments as E
 
     torch.set_num_threads(1)
-    words = [] if variant == "base" else variant.split()
-    row = next((w.split("=", 1)[1] for w in words if w.startswith("row=")), "stan-self")
-    recipe = E.recipe_overrides(E.Recipe(), " ".join(w for w in words if not w.startswith("row=")))
+    row, recipe = parse_variant(variant)
     data = E.load_task("captions", recipe.n_train, recipe.n_test, recipe.data_seed, recipe.num_frames, progress=False)
     torch.manual_seed(seed)
     model = E.build_model(row, recipe).to(device)
@@ -57,11 +66,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--deadline", type=float, default=float("inf"), help="seconds after which no job starts")
     ap.add_argument("--out", default="runs/sweep_captions.jsonl")
     args = ap.parse_args(argv)
-    import stanlib.experiments as E
-
     for v in args.variants:   # fail on a typo before any worker starts
-        if v != "base":
-            E.recipe_overrides(E.Recipe(), " ".join(w for w in v.split() if not w.startswith("row=")))
+        parse_variant(v)
     jobs = [(v, s) for s in args.seeds for v in args.variants]
     t0 = time.time()
     done = 0
