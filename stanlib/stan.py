@@ -1,6 +1,6 @@
 """The STAN branch: temporal (cross-frame) and spatial (intra-frame) modules, and the branch itself.
 
-Read top to bottom: ``Attention`` -> ``DropPath`` -> ``TemporalAttention`` / ``TemporalConv`` ->
+Read top to bottom: ``Attention`` -> ``TemporalAttention`` / ``TemporalConv`` (with timm's ``DropPath``) ->
 ``SpatialBlock`` -> ``STANBranch``. Token layout inside the branch (STAN_SPEC section 2):
 ONE video CLS ``(B, D)`` plus patches ``(B, T, L, D)``; no per-frame CLS.
 
@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from timm.layers import DropPath  # stochastic depth (timm is installed with open_clip; no parameters)
 from torch import nn
 
 MAX_FRAMES = 64  # capacity of the time embedding, as in the authors' checkpoints (nn.Embedding(64, D))
@@ -84,23 +85,6 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, S, D)
         return multihead_attention(x, self.in_proj_weight, self.in_proj_bias, self.out_proj, self.heads,
                                    self.fused, self.record)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop the whole residual branch of a sample with probability ``p`` (training only)."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p:.3f}"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -99,12 +99,71 @@ def test_spatial_blocks_inherit_activation(clip, quick_gelu):
 
 
 def test_untrained_branch_output_equals_clip_path_except_cls_offset(tiny_frames):
-    """At init the temporal modules are identities: swapping the frame order of the branch input
-    only matters through the time embedding, so the branch is still order-sensitive (by design)."""
+    """STAN's video embedding is CLIP's own frame path (open_clip's tower, run untouched) with ONE
+    per-video offset, the branch's video CLS, added to every frame's final CLS token before
+    ``ln_post``; without the offset it is exactly CLIP mean pooling."""
     model = tiny()
     assert isinstance(model.branch.spatial[0], SpatialBlock)
-    a = model.encode_video(tiny_frames)
-    assert torch.isfinite(a).all()
+    visual, branch = model.clip.visual, model.branch
+    offsets = []
+    video_cls = branch.video_cls
+    branch.video_cls = lambda cls, p: offsets.append(video_cls(cls, p)) or offsets[-1]  # record the offset
+    b, t = tiny_frames.shape[:2]
+    with torch.no_grad():
+        got = model.encode_video(tiny_frames)
+        clip_cls = visual.transformer(visual._embeds(tiny_frames.flatten(0, 1)))[:, 0].view(b, t, -1)
+        expected = (visual.ln_post(clip_cls + offsets[0][:, None]) @ visual.proj).mean(dim=1)
+        mean_pool = model.clip.encode_image(tiny_frames.flatten(0, 1)).view(b, t, -1).mean(dim=1)
+    assert offsets[0].shape == (b, clip_cls.shape[-1]) and offsets[0].abs().max() > 1e-3
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close((visual.ln_post(clip_cls) @ visual.proj).mean(dim=1), mean_pool, rtol=1e-5, atol=1e-5)
+    assert (got - mean_pool).abs().max() > 1e-3  # the offset is not nothing
+
+
+def test_untrained_branch_sees_frame_order_only_through_the_time_embedding(tiny_frames):
+    """At init the temporal modules are identities: reversing the frames changes the embedding
+    only through the time embedding (zero it and the untrained branch is order-blind)."""
+    model = tiny()
+    with torch.no_grad():
+        assert (model.encode_video(tiny_frames) - model.encode_video(tiny_frames.flip(1))).abs().max() > 1e-4
+        model.branch.time_embed.weight.zero_()
+        torch.testing.assert_close(model.encode_video(tiny_frames), model.encode_video(tiny_frames.flip(1)),
+                                   rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_encode_frames_equals_open_clip_encode_image(fused, tiny_frames):
+    """``encode_frames`` rebuilds CLIP's image path from open_clip's private ``_embeds`` and our own
+    block forward: it must give exactly what ``clip.encode_image`` gives on the same frames."""
+    model = tiny(arch="meanpool")
+    model.set_fused_attention(fused)
+    b, t = tiny_frames.shape[:2]
+    with torch.no_grad():
+        got = model.encode_frames(tiny_frames)
+        ref = model.clip.encode_image(tiny_frames.flatten(0, 1)).view(b, t, -1)
+        pooled = model.encode_video(tiny_frames)
+    assert got.shape == ref.shape == (b, t, model.embed_dim)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pooled, ref.mean(dim=1), rtol=1e-5, atol=1e-5)
+
+
+def test_drop_path_is_timm_stochastic_depth_without_parameters():
+    """The branch uses timm's DropPath: no parameters (state_dict keys unchanged), identity in eval
+    mode, whole samples dropped and survivors scaled by 1 / (1 - p) in training."""
+    from timm.layers import DropPath
+
+    model = tiny(depth=3, drop_path=0.5)
+    rates = [m.drop_path.drop_prob for m in model.branch.temporal]
+    assert rates == pytest.approx([0.0, 0.25, 0.5])  # linspace(0, drop_path, K)
+    assert all(isinstance(m.drop_path, DropPath) for m in [*model.branch.temporal, *model.branch.spatial])
+    assert not any("drop_path" in k for k in model.state_dict())
+    module = DropPath(0.5)
+    x = torch.ones(64, 3, 5)
+    assert torch.equal(module.eval()(x), x)
+    y = module.train()(x)
+    per_sample = y.flatten(1)
+    assert set(per_sample.unique().tolist()) <= {0.0, 2.0}
+    assert (per_sample == per_sample[:, :1]).all()  # the whole residual branch of a sample, not elements
 
 
 def test_mean_pool_is_invariant_to_frame_reversal(tiny_frames):
