@@ -23,6 +23,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from stanlib.distributed import dist_ready, gather_no_grad, init_distributed
+
 RANK_CUTOFFS = (1, 5, 10)
 
 
@@ -251,8 +253,6 @@ def _eval_loader(dataset, batch_size: int, num_workers: int, collate_fn=None):
     """Sequential loader; under torch.distributed each process takes a strided share (padded)."""
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from stanlib.losses import dist_ready
-
     sampler = DistributedSampler(dataset, shuffle=False, drop_last=False) if dist_ready() else None
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
                       collate_fn=collate_fn or default_collate_fn(), drop_last=False)
@@ -298,8 +298,6 @@ def encode_videos(model, dataset, *, batch_size: int = 16, device=None, num_work
     """
     from tqdm.auto import tqdm
 
-    from stanlib.losses import dist_ready, gather_no_grad
-
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -330,8 +328,6 @@ def encode_videos(model, dataset, *, batch_size: int = 16, device=None, num_work
 def encode_texts(model, tokens: torch.Tensor, *, batch_size: int = 256, device=None,
                  amp_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """Text embeddings (N, E) of a token matrix; split over processes under torch.distributed."""
-    from stanlib.losses import dist_ready, gather_no_grad
-
     device = torch.device(device) if device is not None else next(model.parameters()).device
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if dist_ready() else (0, 1)
     share = torch.arange(len(tokens)).tensor_split(world)[rank]     # contiguous share of the rows
@@ -349,8 +345,6 @@ def encode_texts(model, tokens: torch.Tensor, *, batch_size: int = 256, device=N
 
 def _on_main(fn):
     """Run ``fn`` on the main process only and share its (small, plain) result with the others."""
-    from stanlib.losses import dist_ready
-
     if not dist_ready():
         return fn()
     box = [fn() if torch.distributed.get_rank() == 0 else None]
@@ -454,7 +448,7 @@ def cli_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from stanlib.presets import apply_overrides
-    from stanlib.train import CheckpointError, build_datasets, init_distributed
+    from stanlib.train import CheckpointError, build_datasets
 
     info = init_distributed()
     device = torch.device(args.device if args.device != "auto" else

@@ -48,8 +48,9 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from stanlib.distributed import DistInfo, current_dist, dist_ready, init_distributed
 from stanlib.evaluate import default_collate_fn, evaluate_recognition, evaluate_retrieval, flatten_rows
-from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, dist_ready
+from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings
 from stanlib.presets import Config
 
 CHECKPOINT_FORMAT = "stanlib-checkpoint-v1"
@@ -58,35 +59,6 @@ Callback = Callable[[str, "TrainState"], None]
 
 
 # =========================================================================== processes and seeds
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(backend: Optional[str] = None) -> DistInfo:
-    """Join the process group when launched by ``torchrun`` (env ``WORLD_SIZE`` > 1); else single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    if not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        dist.init_process_group(backend=backend)
-    info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(info.local_rank)
-    return info
-
-
-def current_dist() -> DistInfo:
-    if dist_ready():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    return DistInfo()
 
 
 def seed_everything(seed: int) -> None:
