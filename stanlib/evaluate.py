@@ -12,7 +12,7 @@ Conventions:
   video->text: the rank of the video's best-ranked caption among all captions.
 - DSL and QB-Norm use the statistics of the whole test set (or training captions): they are
   transductive, so their rows carry a ``*`` and ``transductive=True`` and are never merged with
-  the plain rows (STAN_SPEC section 6).
+  the plain rows (docs/architecture.md section 6).
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def dsl(sim: torch.Tensor, theta: float = 0.01) -> torch.Tensor:
 
 
 def qb_norm(sim: torch.Tensor, bank_sim: torch.Tensor, beta: float = 20.0, k: int = 1) -> torch.Tensor:
-    """QB-Norm with the dynamic inverted softmax (STAN_SPEC section 6).
+    """QB-Norm with the dynamic inverted softmax (docs/architecture.md section 6).
 
     Args:
         sim: (queries, galleries) test similarities, e.g. test captions x test videos.

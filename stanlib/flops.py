@@ -22,7 +22,7 @@ from stanlib.model import STANModel, create_model
 LINEAR_CONV_OPS = {"mm", "addmm", "convolution", "_convolution"}
 ATTENTION_OPS = {"bmm", "baddbmm"}
 
-# STAN_SPEC section 8: per-view GFLOPs (paper totals / 3 views), B/16 at 224 px
+# docs/architecture.md section 8: per-view GFLOPs (paper totals / 3 views), B/16 at 224 px
 PAPER_GFLOPS = {
     ("ViT-B-16", None, 8, 4): 134.8,
     ("ViT-B-16", "attn", 8, 4): 197.7,
@@ -86,7 +86,7 @@ def cost_row(clip: str, frames: int, temporal: Optional[str], depth: int, **kwar
 
 
 def paper_table() -> list[dict]:
-    """Every configuration of STAN_SPEC section 8, computed."""
+    """Every configuration of docs/architecture.md section 8, computed."""
     return [cost_row(c, f, t, k) for (c, t, f, k) in PAPER_GFLOPS]
 
 

@@ -1,6 +1,6 @@
 """Training losses: symmetric InfoNCE for retrieval, cosine cross-entropy for recognition.
 
-Retrieval (STAN_SPEC section 6)::
+Retrieval (docs/architecture.md section 6)::
 
     S = scale * cos(video_i, text_j)                       # (N, N), N = GLOBAL batch
     loss = -mean_i log softmax_row(S)_ii - mean_j log softmax_col(S)_jj
@@ -50,7 +50,7 @@ class ContrastiveLoss(nn.Module):
     """Symmetric InfoNCE with a fixed (default, STAN recipe) or learnable logit scale.
 
     Args:
-        logit_scale: 1/tau: 100 for B/32, 50 for B/16, 20 for DiDeMo (STAN_SPEC section 7).
+        logit_scale: 1/tau: 100 for B/32, 50 for B/16, 20 for DiDeMo (docs/architecture.md section 7).
         learnable: learn ``log(scale)`` (CLIP-style, clamped at 100) instead of fixing it.
 
     ``forward(video, text, logit_scale=None)`` takes UN-normalised per-process features (n, E)

@@ -1,7 +1,7 @@
 """The STAN video-text model: an untouched open_clip CLIP plus the STAN side branch.
 
 ``create_model(clip="ViT-B-32", temporal="attn", depth=4)`` is the one public factory. The data
-flow is STAN_SPEC section 2; ``STANModel.encode_video`` below is that pseudocode, line for line.
+flow is docs/architecture.md section 2; ``STANModel.encode_video`` below is that pseudocode, line for line.
 Architectures (``arch``), the paper's Table 6 rows and baselines:
 
 =============  ==========================================================================

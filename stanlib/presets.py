@@ -1,4 +1,4 @@
-"""Training presets: the paper's recipes (STAN_SPEC section 7) and tiny CPU runs on synthetic data.
+"""Training presets: the paper's recipes (docs/architecture.md section 7) and tiny CPU runs on synthetic data.
 
 A preset is a :class:`Config` (one flat dataclass: data, model, optimisation). Change any field
 from the command line with ``--set key=value`` (``--set model_kwargs.drop_path=0``)::

@@ -1,7 +1,7 @@
 """The STAN branch: temporal (cross-frame) and spatial (intra-frame) modules, and the branch itself.
 
 Read top to bottom: ``Attention`` -> ``TemporalAttention`` / ``TemporalConv`` (with timm's ``DropPath``) ->
-``SpatialBlock`` -> ``STANBranch``. Token layout inside the branch (STAN_SPEC section 2):
+``SpatialBlock`` -> ``STANBranch``. Token layout inside the branch (docs/architecture.md section 2):
 ONE video CLS ``(B, D)`` plus patches ``(B, T, L, D)``; no per-frame CLS.
 
 Explained step by step in ``notebooks/02_build_stan.ipynb``.

@@ -11,7 +11,7 @@ In Python (a notebook)::
     trainer = Trainer(model, train_set, val_set, config, callbacks=[live_curves()])
     history = trainer.fit()
 
-What one optimiser step does (STAN_SPEC section 7):
+What one optimiser step does (docs/architecture.md section 7):
 
 - AdamW (betas 0.9/0.98, eps 1e-8); parameters whose name starts with ``branch.`` (the STAN
   branch) train at ``lr * lr_mult`` (10x); norms, biases and embeddings get no weight decay.

@@ -9,7 +9,7 @@ Hugging Face CLIP      :func:`hf_to_open_clip` / :func:`open_clip_to_hf` (state 
                        :func:`create_clip_from_hf_folder` (a local ``config.json`` +
                        ``model.safetensors`` / ``pytorch_model.bin`` folder, e.g. a download of
                        ``openai/clip-vit-base-patch32``).
-Authors' checkpoints   :func:`load_official` / :func:`export_official` (mmengine, STAN_SPEC sec. 10);
+Authors' checkpoints   :func:`load_official` / :func:`export_official` (mmengine, docs/architecture.md section 9);
                        ``stanlib convert official IN.pth OUT_DIR`` and
                        ``stanlib convert to-official IN_DIR OUT.pth``.
 stanlib format         :func:`save_pretrained` / :func:`from_pretrained` / :func:`push_to_hub`:
@@ -224,7 +224,7 @@ def open_clip_to_hf(sd: Mapping[str, torch.Tensor]) -> TensorDict:
 
 
 # ==============================================================================================
-# 3. The authors' mmengine layout (STAN_SPEC section 10) <-> STANModel
+# 3. The authors' mmengine layout (docs/architecture.md section 9) <-> STANModel
 # ==============================================================================================
 
 def _authors_name(hf: str) -> str:
@@ -449,7 +449,7 @@ def _infer_official_config(sd: TensorDict, path) -> dict:
 def export_official(model, path: str | os.PathLike) -> Path:
     """Write ``model`` in the authors' mmengine layout: ``{"meta": {...}, "state_dict": {...}}``.
 
-    Key names are those of STAN_SPEC section 10 (``backbone.layers.{i}.self_attn.q_proj.weight``,
+    Key names are those of docs/architecture.md section 9 (``backbone.layers.{i}.self_attn.q_proj.weight``,
     ``backbone.STAN_S_layers.{k}...``, ``backbone.STAN_T_layers.{k}.temporal_fc...``,
     ``backbone.STAN_time_embed.weight``, ``text_backbone.text_model...``). The conv module uses
     stanlib's names (``STAN_T_layers.{k}.conv`` etc.): the authors never released one; so do the
@@ -474,7 +474,7 @@ def export_official(model, path: str | os.PathLike) -> Path:
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items() if k != _CLIP_LOGIT_SCALE}
     meta = {"stanlib_version": stanlib.__version__, "stanlib_config": config,
             "clip_logit_scale": float(model.clip.logit_scale.detach()),
-            "note": "written by stanlib.weights.export_official (authors' STAN layout, STAN_SPEC section 10)"}
+            "note": "written by stanlib.weights.export_official (authors' STAN layout, docs/architecture.md section 9)"}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"meta": meta, "state_dict": OFFICIAL.to_theirs(sd)}, path)
