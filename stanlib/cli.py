@@ -12,7 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "flops": ("stanlib.flops", "per-view GFLOPs (paper convention) and parameter counts"),
     "synth": ("stanlib.data.synth", "write synthetic teaching videos + annotations"),
-    "data": ("stanlib.data.tools", "data check <dataset> / data bench"),
+    "data": ("stanlib.data.tools", "data check <dataset> / data bench / data compress"),
     "presets": ("stanlib.presets", "list training presets and their key values"),
     "train": ("stanlib.train", "train a model from a preset"),
     "eval": ("stanlib.evaluate", "evaluate a checkpoint"),
