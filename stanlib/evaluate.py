@@ -213,26 +213,37 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 
 def plot_confusion_matrix(cm: torch.Tensor, class_names: Optional[Sequence[str]] = None, path=None,
-                          normalize: bool = True, title: str = "confusion matrix"):
+                          normalize: bool = True, title: str = "confusion matrix", values: bool = True, ax=None):
     """Draw a confusion matrix (rows normalised to recall by default); save to ``path`` if given.
 
-    Returns the matplotlib figure.
+    ``values``: write each non-zero cell's clip count in it. ``ax``: draw into this matplotlib axes
+    (e.g. one panel of a side-by-side figure) instead of a new figure. Returns the figure.
     """
     import matplotlib.pyplot as plt  # matplotlib picks a headless backend by itself without a display
 
     cm = torch.as_tensor(cm).double()
     shown = cm / cm.sum(dim=1, keepdim=True).clamp(min=1) if normalize else cm
     n = cm.shape[0]
-    size = max(4.0, 0.35 * n + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    im = ax.imshow(shown.numpy(), cmap="Blues", vmin=0)
+    if ax is None:
+        size = max(4.0, 0.35 * n + 2)
+        fig, ax = plt.subplots(figsize=(size, size))
+    else:
+        fig = ax.figure
+    im = ax.imshow(shown.numpy(), cmap="Blues", vmin=0, vmax=1 if normalize else None)
     names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
-    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), names, fontsize=7)
+    ax.set_xticks(range(n), names, rotation=90, fontsize=9)
+    ax.set_yticks(range(n), names, fontsize=9)
+    if values:
+        top = float(shown.max()) or 1.0
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j] > 0:
+                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
+                            color="white" if shown[i, j] > 0.6 * top else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the row" if normalize else "clips")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=120)
@@ -446,6 +457,13 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--json", help="write the metrics to this JSON file")
     parser.add_argument("--confusion", help="recognition: save the confusion matrix figure here")
     args = parser.parse_args(argv)
+    for output in (args.json, args.confusion):  # create output folders now, not after a long evaluation
+        if output:
+            try:
+                Path(output).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                print(f"stanlib eval: cannot create the folder of {output}: {err}", file=sys.stderr)
+                return 2
 
     from stanlib.presets import apply_overrides
     from stanlib.train import CheckpointError, build_datasets

@@ -75,10 +75,20 @@ ROWS: dict[str, tuple[str, dict, bool]] = {
     "single-level": ("Table 6: branch, single level", {"single_level": True}, True),
     "no-cross-frame": ("Table 6: no cross-frame module", {"temporal": None}, True),
     "no-intra-frame": ("Table 6: no intra-frame module", {"spatial": False}, True),
+    # the paper's Table 7: posterior, intermediate and branch structures (stanlib.baselines)
+    "tdb": ("Table 7: TDB (CLIP2Video, posterior)", {"arch": "tdb"}, True),
+    "st-adapter": ("Table 7: ST-Adapter (intermediate)", {"arch": "st-adapter"}, True),
+    "xclip-msg": ("Table 7: X-CLIP Msg-Token + MIT (intermediate)", {"arch": "xclip-msg"}, True),
+    # the paper's Table 8 in the miniature: which levels of the 4-layer tiny CLIP a K=2 branch reads
+    "levels-3-4": ("Table 8: K=2, levels 3-4 (the last K, default)", {"levels": (3, 4), "depth": 2}, True),
+    "levels-2-4": ("Table 8: K=2, levels 2, 4 (interval 2)", {"levels": (2, 4), "depth": 2}, True),
+    "levels-1-2": ("Table 8: K=2, levels 1-2 (the first K)", {"levels": (1, 2), "depth": 2}, True),
 }
 MAIN_ROWS = ("zero-shot", "meanpool", "seqtransf", "stan-conv", "stan-self")
 ABLATION_ROWS = ("meanpool", "posterior", "single-level", "no-cross-frame", "no-intra-frame", "stan-self")
-DEFAULT_OUT = Path("runs/experiments")
+# the committed result files of the default recipes (shipped with the package: the course reads them)
+RESULTS_DIR = Path(__file__).resolve().parent / "assets" / "experiments"
+DEFAULT_OUT = Path("runs/experiments")     # where your own runs go
 
 
 @dataclass
@@ -308,7 +318,8 @@ def build_model(row: str, recipe: Recipe) -> STANModel:
         raise ValueError(f"unknown row {row!r}; expected one of {list(ROWS)}")
     kwargs = {"temporal": "attn", **ROWS[row][1], **recipe.model_kwargs}
     pretrained = None if recipe.pretrained in ("none", "", None) else recipe.pretrained
-    return create_model("stan-tiny", pretrained=pretrained, depth=recipe.depth, num_frames=recipe.num_frames,
+    depth = kwargs.pop("depth", recipe.depth)  # a row may fix its own K (the Table 8 rows: K=2 of 4 layers)
+    return create_model("stan-tiny", pretrained=pretrained, depth=depth, num_frames=recipe.num_frames,
                         logit_scale=recipe.logit_scale, **kwargs)
 
 
@@ -551,11 +562,14 @@ def summary(metrics: dict) -> dict:
 
 # =========================================================================== one run, a sweep
 def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFAULT_OUT, *,
-            progress: bool = True, force: bool = False, device: str = "cpu") -> dict:
-    """Train and evaluate one (task, row, seed); cached as JSON under ``out_dir/results``."""
+            progress: bool = True, force: bool = False, device: str = "cpu",
+            save_model: Optional[Path] = None) -> dict:
+    """Train and evaluate one (task, row, seed); cached as JSON under ``out_dir/results``.
+    ``save_model``: also write the trained model there (fp16 ``save_pretrained`` folder whose
+    ``config.extra`` holds the task, row, seed, recipe, head and held-out scores)."""
     key = recipe.key(task)
     path = Path(out_dir) / "results" / f"{task}__{row}__seed{seed}__{key}.json"
-    if path.is_file() and not force:
+    if path.is_file() and not force and (save_model is None or (Path(save_model) / "config.json").is_file()):
         return json.loads(path.read_text())
     data = load_task(task, recipe.n_train, recipe.n_test, recipe.data_seed, recipe.num_frames, progress=progress)
     torch.manual_seed(seed)  # branch initialisation (time embedding, temporal attention)
@@ -572,6 +586,12 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
               "loss": record["loss"], "torch_threads": torch.get_num_threads(), "device": _device_name(device)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")
+    if save_model is not None:
+        model.config.extra = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": key,
+                              "head": resolve_head(recipe, task) if data.kind == "recognition" else None,
+                              "classes": list(data.classes), "held_out": summary(metrics),
+                              "result_file": path.name}
+        model.cpu().save_pretrained(save_model, dtype=torch.float16)
     return result
 
 
@@ -586,7 +606,7 @@ def _device_name(device: str) -> str:
 
 def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int],
               recipe: Union[Recipe, Mapping[str, Recipe]], out_dir: Path = DEFAULT_OUT, progress: bool = True,
-              device: str = "cpu") -> list[dict]:
+              device: str = "cpu", save_models: Optional[Path] = None) -> list[dict]:
     """Every (task, row, seed), cached; prints one line per finished run. ``recipe``: one for
     every task, or one per task (e.g. ``{t: task_recipe(t) for t in tasks}``)."""
     results = []
@@ -595,7 +615,8 @@ def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int],
         for seed in seeds:
             for row in rows:
                 t0 = time.time()
-                res = run_one(task, row, seed, task_rec, out_dir, progress=progress, device=device)
+                dest = None if save_models is None or not ROWS[row][2] else Path(save_models) / task / row / f"seed{seed}"
+                res = run_one(task, row, seed, task_rec, out_dir, progress=progress, device=device, save_model=dest)
                 results.append(res)
                 print(f"[{time.strftime('%H:%M:%S')}] {task:<10} {row:<15} seed {seed}: {summary(res['metrics'])} "
                       f"({res['train_seconds']:.0f} s train, {time.time() - t0:.0f} s total)", flush=True)
@@ -725,6 +746,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=str(DEFAULT_OUT))
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     run.add_argument("--device", default="cpu", help="cpu | cuda (results record the device they ran on)")
+    run.add_argument("--save-models", default=None, metavar="DIR",
+                     help="also save every trained model (fp16) as DIR/TASK/ROW/seedS (the zoo's source)")
     for name, typ in (("steps", int), ("batch-size", int), ("num-frames", int), ("depth", int), ("n-train", int),
                       ("n-test", int), ("lr", float), ("lr-mult", float), ("pretrained", str)):
         run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
@@ -744,8 +767,18 @@ def _parser() -> argparse.ArgumentParser:
                           "the class names' text embeddings, the paper's head; orthogonal: frozen random "
                           "orthonormal class vectors; linear: trainable)")
     run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
-    table = sub.add_parser("table", help="print / write the markdown tables from cached results")
-    table.add_argument("--out", default=str(DEFAULT_OUT))
+    table = sub.add_parser("table", help="print / write the markdown tables from result files")
+    table.add_argument("--out", default=str(RESULTS_DIR),
+                       help="folder of a run's results (default: the committed results shipped with stanlib)")
+    table.add_argument("--teaching", action="store_true",
+                       help="print the README's teaching-world table (default recipes, every seed) instead")
+    zoo_cmd = sub.add_parser("zoo", help="train (cached) and pack the teaching zoo: the course's trained tiny models")
+    zoo_cmd.add_argument("--out", default=str(RESULTS_DIR), help="where the runs' result files go (default: the "
+                         "committed results shipped with stanlib)")
+    zoo_cmd.add_argument("--models", default="runs/zoo-src", help="where the full trained models are saved first")
+    zoo_cmd.add_argument("--zoo", default=None, help="zoo folder (default: the package's stanlib/assets/zoo)")
+    zoo_cmd.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    zoo_cmd.add_argument("--device", default="cpu")
     sub.add_parser("list", help="the rows and tasks")
     return ap
 
@@ -759,6 +792,15 @@ def cli_main(argv: list[str]) -> int:
         print("tasks:", ", ".join(f"{t} ({k})" for t, k in TASK_KINDS.items()))
         return 0
     out = Path(args.out)
+    if args.cmd == "zoo":
+        return _zoo_main(args)
+    if args.cmd == "table" and args.teaching:
+        results = load_results(out)
+        if not results:
+            print(f"stanlib experiments: no results under {out}/results", file=sys.stderr)
+            return 2
+        print(teaching_table(results))
+        return 0
     if args.cmd == "table":
         results = load_results(out)
         if not results:
@@ -775,7 +817,8 @@ def cli_main(argv: list[str]) -> int:
         print(f"{task} recipe (cache key {recipe.key(task)}): {_describe(recipe)}")
     t0 = time.time()
     try:
-        results = run_sweep(args.tasks, args.rows, args.seeds, recipes, out, device=args.device)
+        results = run_sweep(args.tasks, args.rows, args.seeds, recipes, out, device=args.device,
+                            save_models=args.save_models)
     except FileNotFoundError as err:
         print(f"stanlib experiments: {err}", file=sys.stderr)
         return 2
@@ -783,3 +826,63 @@ def cli_main(argv: list[str]) -> int:
     print(markdown_report(results))
     print(f"wrote {path} and {out / 'results.json'}; wall time {time.time() - t0:.0f} s")
     return 0
+
+
+def _zoo_main(args) -> int:
+    """``stanlib experiments zoo``: the zoo's runs (seed 0, default recipes; cached), then :func:`stanlib.zoo.build`."""
+    from stanlib import zoo
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    for task, rows in zoo.ZOO_MODELS.items():
+        run_sweep([task], list(rows), [0], {task: task_recipe(task)}, Path(args.out), device=args.device,
+                  save_models=Path(args.models))
+    root = Path(args.zoo) if args.zoo else zoo.ZOO_DIR
+    for name, stats in zoo.build(Path(args.models), root):
+        print(f"zoo:{name}: {stats['stored']} tensors stored, {stats['from_base']} from the tiny CLIP, "
+              f"{stats['bytes'] / 1e6:.2f} MB")
+    print(f"zoo written to {root}; wall time {time.time() - t0:.0f} s")
+    return 0
+
+
+# =========================================================================== the README's table
+TEACHING_ROWS = tuple(ROWS)
+
+
+def default_results(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Results of each task's default recipe (:func:`task_recipe`), grouped by (task, row), sorted by seed."""
+    keys = {task: task_recipe(task).key(task) for task in TASK_KINDS}
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        if keys.get(r["task"]) == r["recipe_key"]:
+            out.setdefault((r["task"], r["row"]), []).append(r)
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in out.items()}
+
+
+def _ms(values: Sequence[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
+
+
+def teaching_table(results: list[dict]) -> str:
+    """The README's teaching-world table: one line per row with results under the default recipes
+    (mean ± std over seeds; per seed and per pair for motion direction)."""
+    res = default_results(results)
+    head = ("| model | seeds (motion / appearance / captions) | motion direction | per seed | per pair: "
+            + ", ".join(synth.PAIR_NAMES) + " | motion top-1 | appearance top-1 | captions t2v R@1 | captions twin acc. |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for row in TEACHING_ROWS:
+        mo, ap, ca = (res.get((t, row), []) for t in ("motion", "appearance", "captions"))
+        if not (mo or ap or ca):
+            continue
+        pp = " / ".join(f"{np.mean([r['metrics']['per_pair'][p]['direction'] for r in mo]):.0f}"
+                        for p in synth.PAIR_NAMES) if mo else "-"
+        seeds = ", ".join(f"{r['metrics']['direction']:.1f}" for r in mo) or "-"
+        lines.append(
+            f"| {ROWS[row][0]} | {len(mo)} / {len(ap)} / {len(ca)} | {_ms([r['metrics']['direction'] for r in mo])} "
+            f"| {seeds} | {pp} | {_ms([r['metrics']['top1'] for r in mo])} | {_ms([r['metrics']['top1'] for r in ap])} "
+            f"| {_ms([r['metrics']['t2v']['R@1'] for r in ca])} | {_ms([r['metrics']['twin'] for r in ca])} |")
+    return "\n".join(lines)

@@ -134,8 +134,9 @@ def plot_temporal_matrices(att: AttentionMaps, sample: int = 0, patch=None, head
         ax.set_title(f"branch {k} (reads CLIP {att.branch_levels[k]})", fontsize=9)
         ax.set_xticks(range(t))
         ax.set_yticks(range(t))
-        ax.set_xlabel("key frame", fontsize=8)
-        ax.set_ylabel("query frame", fontsize=8)
+        ax.set_xlabel("key frame", fontsize=9)
+        ax.set_ylabel("query frame", fontsize=9)
+        ax.tick_params(labelsize=9)
     fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="attention")
     return fig
 
@@ -224,10 +225,14 @@ def plot_saliency(frames, occlusion: Optional[torch.Tensor] = None, gradient: Op
             raise ValueError(f"occlusion has {len(occ)} values for {t} frames")
         ax = fig.add_subplot(grid[r, :])
         ax.bar(range(t), occ, color=["tab:red" if v > 0 else "tab:blue" for v in occ])
+        ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(range(t))
         ax.set_xlabel("masked frame")
         ax.set_ylabel("score drop")
-        ax.set_title("occlusion: drop in video-text score when the frame is replaced")
+        ax.set_title("occlusion: drop in the score when the frame is replaced")
+        ax.legend(handles=[Rectangle((0, 0), 1, 1, color="tab:red", label="> 0: the frame supported the score"),
+                           Rectangle((0, 0), 1, 1, color="tab:blue", label="< 0: masking it raised the score")],
+                  fontsize=8, loc="best")
         r += 1
     if gradient is not None:
         grad = torch.as_tensor(gradient).detach().cpu()

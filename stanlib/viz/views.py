@@ -159,18 +159,23 @@ def _fill(frames: torch.Tensor, fill: str) -> torch.Tensor:
 
 @torch.no_grad()
 def occlusion_saliency(model: nn.Module, frames: torch.Tensor, text=None, fill: str = "mean",
-                       progress: bool = False) -> torch.Tensor:
+                       progress: bool = False, target: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Importance of each frame: score drop when that frame alone is replaced. (B, T, ...) -> (B, T).
 
     The score is the cosine similarity between the video and ``text`` (a string, one per video, or
-    tokens); without text it is the similarity to the unmasked video's own embedding (so the drop
-    is how much that frame changes the representation). Positive = the frame helped the match.
+    tokens), or ``target`` (embeddings (E,) or (B, E), e.g. a recognition head's class vector);
+    without either it is the similarity to the unmasked video's own embedding (so the drop is how
+    much that frame changes the representation). Positive = the frame helped the match.
     """
     was_training = model.training
     model.eval()
     try:
         b, t = frames.shape[:2]
-        target = _text_embedding(model, text, b)
+        if target is not None:
+            target = F.normalize(torch.as_tensor(target, dtype=torch.float32).to(frames.device), dim=-1)
+            target = target.expand(b, -1) if target.ndim == 1 else target
+        else:
+            target = _text_embedding(model, text, b)
         if target is None:
             target = F.normalize(model.encode_video(frames), dim=-1)
         base = _score(model, frames, target)
