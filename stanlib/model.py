@@ -10,7 +10,13 @@ Architectures (``arch``), the paper's Table 6 rows and baselines:
 ``meanpool``   CLIP mean pooling (CLIP4Clip meanP); also chosen by ``temporal=None, spatial=False``.
 ``posterior``  K branch layers stacked on CLIP's final tokens; the embedding comes from them alone.
 ``seqtransf``  CLIP4Clip's posterior temporal transformer on the frame embeddings.
+``tdb``        CLIP2Video's Temporal Difference Block (posterior, on the frame embeddings).
+``st-adapter`` ST-Adapter in every CLIP block (intermediate; equals mean pooling at init).
+``xclip-msg``  X-CLIP's cross-frame message tokens in every CLIP block (intermediate) + its MIT.
 =============  ==========================================================================
+
+The last three rows and the paper's three-structure comparison (Table 7) live in
+:mod:`stanlib.baselines`. ``levels`` chooses the CLIP layers the branch reads (Table 8).
 
 Explained in ``notebooks/02_build_stan.ipynb``.
 """
@@ -27,11 +33,56 @@ from torch import nn
 
 from open_clip.transformer import text_global_pool
 
+from stanlib.baselines import INTERMEDIATE, build_structure
 from stanlib.clip import create_clip
-from stanlib.stan import MAX_FRAMES, Attention, SeqTransf, STANBranch, clip_block_forward
+from stanlib.stan import MAX_FRAMES, Attention, SeqTransf, STANBranch, clip_block_forward  # noqa: F401
 from stanlib.tokenizer import get_tokenizer
 
-ARCHS = ("branch", "meanpool", "posterior", "seqtransf")
+ARCHS = ("branch", "meanpool", "posterior", "seqtransf", "tdb", "st-adapter", "xclip-msg")
+
+
+def parse_levels(levels) -> Optional[tuple[int, ...]]:
+    """CLIP layers for the branch, 1-based: ``"9-12"``, ``"6,8,10,12"``, ``(6, 8, 10, 12)`` -> a tuple.
+
+    None stays None (the last K layers). Raises ValueError for anything that is not increasing
+    positive integers (duplicates and unsorted lists included); the range is checked against the
+    CLIP by :class:`STANModel`.
+    """
+    if levels is None:
+        return None
+    raw = levels
+    if isinstance(levels, str):
+        text = levels.replace(" ", "")
+        try:
+            if "-" in text and "," not in text:
+                lo, hi = (int(v) for v in text.split("-"))
+                if hi < lo:
+                    raise ValueError(f"levels {raw!r}: the range ends before it starts")
+                levels = tuple(range(lo, hi + 1))
+            else:
+                levels = tuple(int(v) for v in text.split(","))
+        except ValueError as err:
+            if "range ends" in str(err):
+                raise
+            raise ValueError(f"levels {raw!r}: expected a range \"9-12\", a list \"6,8,10,12\" or a tuple of "
+                             "1-based CLIP layer numbers") from None
+    elif isinstance(levels, int) and not isinstance(levels, bool):
+        levels = (levels,)
+    try:
+        levels = tuple(levels)
+    except TypeError:
+        raise ValueError(f"levels must be a range string, a list or a tuple of 1-based CLIP layer numbers, "
+                         f"got {raw!r}") from None
+    if not levels or not all(isinstance(v, int) and not isinstance(v, bool) for v in levels):
+        raise ValueError(f"levels must be 1-based CLIP layer numbers (integers), got {raw!r}")
+    if min(levels) < 1:
+        raise ValueError(f"levels are 1-based CLIP layer numbers (the first layer is 1), got {raw!r}")
+    if len(set(levels)) != len(levels):
+        raise ValueError(f"levels {raw!r} repeat a layer; each CLIP layer can be read once")
+    if list(levels) != sorted(levels):
+        raise ValueError(f"levels {raw!r} must be in increasing order (the branch reads CLIP's layers "
+                         f"bottom-up): {tuple(sorted(levels))}")
+    return levels
 
 
 @dataclass
@@ -54,7 +105,13 @@ class STANConfig:
                                         # every CLIP level; an option of ours, docs/experiments.md)
     order: str = "ts"                   # "ts": temporal then spatial (released) | "st"
     spatial_mlp: bool = True            # paper figure shows attention only: False
-    seqtransf_layers: int = 4
+    seqtransf_layers: int = 4            # seqTransf and TDB (CLIP2Video): temporal transformer layers
+    levels: Optional[tuple] = None      # branch: 1-based CLIP layers read, e.g. (6, 8, 10, 12) or "9-12" (Table 8);
+                                        # None: the last K (default). len(levels) must equal depth
+    adapter_width: Optional[int] = None  # st-adapter: bottleneck r (None: D/2 = 384 for ViT-B, as released)
+    adapter_kernel: tuple = (3, 1, 1)   # st-adapter: depthwise conv kernel over (T, h, w) (released: 3x1x1)
+    adapter_position: str = "attn"      # st-adapter: "attn" (before attention, the paper) | "mlp" | "both"
+    mit_layers: int = 1                 # xclip-msg: X-CLIP's multi-frame integration layers (0: mean, order-blind)
     num_frames: int = 12                # recipe's T (used by data/predictor; the model takes any T <= 64)
     context_length: Optional[int] = None  # recipe's text length (32 MSR-VTT); None: the CLIP's own
     logit_scale: float = 100.0          # 1/tau: 100 (B/32), 50 (B/16), 20 (DiDeMo)
@@ -67,6 +124,15 @@ class STANConfig:
             self.arch = "meanpool"  # neither module: nothing left of the branch
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        self.levels = parse_levels(self.levels)
+        if self.levels is not None:
+            if self.arch != "branch":
+                raise ValueError(f"levels choose the CLIP layers the STAN branch reads; arch={self.arch!r} has no "
+                                 "branch (use arch='branch' or leave levels=None)")
+            if len(self.levels) != self.depth:
+                raise ValueError(f"levels {self.levels} name {len(self.levels)} CLIP layers but depth K={self.depth}: "
+                                 f"the branch reads one layer per branch layer (set depth={len(self.levels)})")
+        self.adapter_kernel = tuple(self.adapter_kernel)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,16 +150,21 @@ class STANModel(nn.Module):
         n = len(blocks)
         if config.arch in ("branch", "posterior") and not 1 <= config.depth <= n:
             raise ValueError(f"depth K={config.depth} must be between 1 and the {n} CLIP layers of {config.clip}")
+        if config.levels is not None and config.levels[-1] > n:
+            raise ValueError(f"levels {config.levels} go past the {n} CLIP layers of {config.clip} "
+                             f"(levels are 1-based: 1..{n})")
+        # 0-based indices of the CLIP blocks the branch reads, level k <- block branch_levels[k]
+        self.branch_levels = ([v - 1 for v in config.levels] if config.levels is not None
+                              else list(range(n - config.depth, n)) if config.arch == "branch" else [])
         if config.arch in ("branch", "posterior"):
+            read = [blocks[i] for i in self.branch_levels] if config.arch == "branch" else blocks[n - config.depth:]
             self.branch = STANBranch(
-                visual, blocks[n - config.depth:], temporal=config.temporal, spatial=config.spatial,
+                visual, read, temporal=config.temporal, spatial=config.spatial,
                 spatial_mlp=config.spatial_mlp, conv_variant=config.conv_variant, drop_path=config.drop_path,
                 fusion_proj=config.fusion_proj, pos_embed=config.pos_embed, first_cls=config.first_cls,
                 order=config.order, single_level=config.single_level, time_embed=config.time_embed)
-        elif config.arch == "seqtransf":
-            self.branch = SeqTransf(visual.proj.shape[1], config.seqtransf_layers)
-        else:
-            self.branch = None
+        else:  # meanpool (None) and the other structures of the paper's comparison (stanlib.baselines)
+            self.branch = build_structure(config.arch, self.clip, config)
         scale = torch.tensor(math.log(config.logit_scale))
         if config.learnable_logit_scale:
             self.log_logit_scale = nn.Parameter(scale)
@@ -137,24 +208,31 @@ class STANModel(nn.Module):
         return self.tokenizer(texts, context_length)
 
     # ------------------------------------------------------------------ encoders
-    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _run_block(self, block: nn.Module, x: torch.Tensor, forward=None) -> torch.Tensor:
         """One CLIP block through our forward (same numbers as open_clip's, fused or explicit/recording).
 
         Even on the fused path we skip open_clip's ``nn.MultiheadAttention``: it transposes and copies
         its input around the kernel, and our SDPA path was ~20% faster (docs/benchmarks.md).
+        ``forward``: the block's forward with an intermediate structure plugged in (``st-adapter``,
+        ``xclip-msg``); default :func:`~stanlib.stan.clip_block_forward`.
         """
-        fn = functools.partial(clip_block_forward, block, fused=self.clip_fused, record=self.clip_record)
+        fn = functools.partial(forward or clip_block_forward, block, fused=self.clip_fused, record=self.clip_record)
         if self.grad_checkpointing and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(fn, x, use_reentrant=False)
         return fn(x)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Per-frame CLIP embeddings (B, T, E): what mean pooling averages."""
+        """Per-frame CLIP embeddings (B, T, E): what mean pooling averages.
+
+        For the intermediate structures (``st-adapter``, ``xclip-msg``) CLIP's blocks run with the
+        adapters / message tokens inside them, so the frames of a clip see each other.
+        """
         b, t = frames.shape[:2]
         visual = self.clip.visual
+        inside = self.branch if self.config.arch in INTERMEDIATE else None
         x = visual._embeds(frames.flatten(0, 1))
-        for block in visual.transformer.resblocks:
-            x = self._run_block(block, x)
+        for i, block in enumerate(visual.transformer.resblocks):
+            x = self._run_block(block, x, inside.block_forward(i, b, t) if inside is not None else None)
         return (visual.ln_post(x[:, 0]) @ visual.proj).view(b, t, -1)
 
     def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
@@ -162,24 +240,24 @@ class STANModel(nn.Module):
         if frames.ndim != 5:
             raise ValueError(f"frames must be (B, T, 3, H, W), got shape {tuple(frames.shape)}")
         b, t = frames.shape[:2]
-        if self.branch is not None and t > MAX_FRAMES:
+        if self.branch is not None and t > MAX_FRAMES and self.config.arch != "st-adapter":
             raise ValueError(f"clip has {t} frames but the STAN time embedding holds at most {MAX_FRAMES} "
                              "(nn.Embedding(64, D), as in the authors' checkpoints); sample <= 64 frames")
         arch = self.config.arch
-        if arch in ("meanpool", "seqtransf"):
+        if arch not in ("branch", "posterior"):                     # meanpool and stanlib.baselines
             per_frame = self.encode_frames(frames)
             return per_frame.mean(dim=1) if arch == "meanpool" else self.branch(per_frame)
 
         visual, branch = self.clip.visual, self.branch
         blocks = visual.transformer.resblocks
-        start = len(blocks) - branch.depth if arch == "branch" else len(blocks)
+        level_of = {i: k for k, i in enumerate(self.branch_levels)}  # CLIP block -> branch level (last K default)
         x = visual._embeds(frames.flatten(0, 1))                     # (B*T, 1+L, D)
         cls = p = None
         for i, block in enumerate(blocks):
             x = self._run_block(block, x)                            # CLIP itself is never modified
-            if i < start:
+            k = level_of.get(i)                                      # level k reads CLIP block i
+            if k is None:
                 continue
-            k = i - start                                            # level k reads CLIP block i
             v = x.view(b, t, *x.shape[1:])                           # (B, T, 1+L, D)
             if k == 0:
                 cls, p = branch.init_state(v, visual.class_embedding, visual.positional_embedding)
@@ -255,6 +333,6 @@ def create_model(clip: str = "ViT-B-32", pretrained: Optional[str] = None, tempo
             The branch's spatial modules are copied from the loaded CLIP, so load first (we do).
         temporal: ``"attn"`` (STAN-self), ``"conv"`` (STAN-conv), or None (no cross-frame module).
         depth: K, the number of branch layers / CLIP levels (paper: 4; SSv2: 6).
-        **kwargs: any other :class:`STANConfig` field (``arch``, ``spatial``, ``single_level``...).
+        **kwargs: any other :class:`STANConfig` field (``arch``, ``spatial``, ``single_level``, ``levels``...).
     """
     return STANModel(STANConfig(clip=clip, pretrained=pretrained, temporal=temporal, depth=depth, **kwargs))
