@@ -32,6 +32,33 @@ PAPER_GFLOPS = {
     ("ViT-B-16", "conv", 8, 4): 281.7,
 }
 
+# The paper's structure comparison (Table 7) on B/16, 8 frames: (structure, name, create_model kwargs,
+# Table 7 MSR-VTT R@1 with B/32, Table 7 K400 top-1 with B/16; * in the paper = the STAN authors'
+# re-implementation).
+STRUCTURES = [
+    ("-", "CLIP mean pooling", {"arch": "meanpool", "temporal": None}, "43.1", "79.9"),
+    ("posterior", "seqTransf (CLIP4Clip)", {"arch": "seqtransf"}, "44.5", "80.5*"),
+    ("posterior", "TDB (CLIP2Video)", {"arch": "tdb"}, "45.1", "81.1*"),
+    ("intermediate", "ST-Adapter", {"arch": "st-adapter"}, "42.5*", "82.0"),
+    ("intermediate", "X-CLIP Msg-Token + MIT", {"arch": "xclip-msg"}, "43.2*", "82.7"),
+    ("branch", "STAN-self K=4", {"temporal": "attn"}, "46.9", "84.2"),
+]
+
+# GFLOPs per view that a structure's own paper states for its B/16 8-frame model, and which of our
+# two counts it is comparable to ("gmacs": linear/conv only, the STAN paper's convention;
+# "gmacs_with_attention": fvcore-style, attention matmuls included, as those papers count).
+STRUCTURE_PAPER_GFLOPS = {
+    "ST-Adapter": (455 / 3, "gmacs_with_attention",
+                   "ST-Adapter paper (Pan et al., NeurIPS 2022), K400 results: ViT-B/16 8 frames, one adapter "
+                   "per block (r=384), 455 GFLOPs for 1x3 views"),
+    "X-CLIP Msg-Token + MIT": (145.0, "gmacs_with_attention",
+                               "X-CLIP paper (Ni et al., ECCV 2022), Table 1: X-CLIP-B/16 8 frames, 145 GFLOPs per "
+                               "view; the whole X-CLIP, whose video-specific prompt generator (text side, over the "
+                               "400 K400 class names) is not built here"),
+    "STAN-self K=4": (PAPER_GFLOPS[("ViT-B-16", "attn", 8, 4)], "gmacs", "STAN paper: 593 GFLOPs for 3 views"),
+    "CLIP mean pooling": (PAPER_GFLOPS[("ViT-B-16", None, 8, 4)], "gmacs", "CLIP-B/16, 8 frames (computed)"),
+}
+
 
 def count_gmacs(model: STANModel, frames: int, batch: int = 1) -> dict[str, float]:
     """Per-view GMACs of ``encode_video`` split into linear/conv and attention matmuls."""
@@ -85,6 +112,63 @@ def cost_row(clip: str, frames: int, temporal: Optional[str], depth: int, **kwar
             **model_cost(clip, frames, temporal, depth, **kwargs)}
 
 
+def xclip_prompt_gmacs(frames: int = 8, classes: int = 400, patches: int = 196, width: int = 768, embed: int = 512,
+                       layers: int = 2) -> float:
+    """GMACs of X-CLIP's video-specific prompt generator (text side; not built in stanlib), per view.
+
+    From the released model: the patch tokens of every frame go through LayerNorm and a width x embed
+    projection, are averaged over frames, and ``layers`` blocks let the class-name embeddings
+    (``classes`` queries) cross-attend to them (q, k, v, out projections and a 4x MLP), so the paper's
+    X-CLIP FLOPs hold this on top of the video encoder. Attention matmuls included (fvcore-style).
+    """
+    proj = frames * patches * width * embed
+    per_layer = (2 * classes * embed ** 2 + 2 * patches * embed ** 2 + 8 * classes * embed ** 2
+                 + 2 * classes * patches * embed)
+    return (proj + layers * per_layer) / 1e9
+
+
+def structures_table(clip: str = "ViT-B-16", frames: int = 8) -> list[dict]:
+    """Every structure of the paper's Table 7 (:data:`STRUCTURES`), computed on the meta device."""
+    rows = []
+    for structure, name, kwargs, msrvtt, k400 in STRUCTURES:
+        kw = dict(kwargs)
+        temporal = kw.pop("temporal", "attn")
+        cost = model_cost(clip, frames, temporal, 4, **kw)
+        paper = STRUCTURE_PAPER_GFLOPS.get(name) if (clip, frames) == ("ViT-B-16", 8) else None
+        not_built = xclip_prompt_gmacs(frames) if paper and kw.get("arch") == "xclip-msg" else 0.0
+        rows.append({"not_built_gmacs": not_built, "structure": structure, "name": name, "clip": clip, "frames": frames, "msrvtt_r1": msrvtt,
+                     "k400_top1": k400, "paper_gflops": paper[0] if paper else None,
+                     "paper_column": paper[1] if paper else None, "source": paper[2] if paper else None, **cost})
+    return rows
+
+
+def format_structures(rows: list[dict]) -> str:
+    """The structure comparison as text: our FLOPs and parameters beside the papers' figures."""
+    head = (f"{'structure':<13}{'model':<24}{'GFLOPs':>8}{'(+attn)':>9}{'paper':>8}{'diff':>7}"
+            f"{'new M':>8}{'total M':>9}{'  T7 MSR-VTT / K400':<20}")
+    lines = [f"{rows[0]['clip']}, {rows[0]['frames']} frames, per view" if rows else "", head, "-" * len(head)]
+    notes = []
+    for r in rows:
+        paper, diff = f"{'-':>8}", f"{'':>7}"
+        if r["paper_gflops"]:
+            ours = r[r["paper_column"]]
+            mark = "" if r["paper_column"] == "gmacs" else "a"
+            paper = f"{r['paper_gflops']:7.1f}{mark}"
+            diff = f"{100 * (ours - r['paper_gflops']) / r['paper_gflops']:+6.1f}%"
+            notes.append(f"  {r['name']}: {r['source']}")
+            if r.get("not_built_gmacs"):
+                total = ours + r["not_built_gmacs"]
+                notes.append(f"    + that prompt generator ({r['not_built_gmacs']:.1f} GFLOPs, xclip_prompt_gmacs) = "
+                             f"{total:.1f}: {100 * (total - r['paper_gflops']) / r['paper_gflops']:+.1f}% from the paper")
+        lines.append(f"{r['structure']:<13}{r['name']:<24}{r['gmacs']:8.1f}{r['gmacs_with_attention']:9.1f}{paper}{diff}"
+                     f"{r['branch'] / 1e6:8.2f}{r['total'] / 1e6:9.1f}  {r['msrvtt_r1']:>5} / {r['k400_top1']:<5}")
+    lines.append("GFLOPs = linear/conv multiply-accumulates (the STAN paper's convention); (+attn) adds QK^T and AV. "
+                 "paper: a = compare with (+attn) (fvcore-style, as those papers count). new M = parameters "
+                 "added to CLIP (millions). T7 = the STAN paper's Table 7 (MSR-VTT R@1 with B/32 / K400 top-1 with "
+                 "B/16; * = the STAN authors' re-implementation).")
+    return "\n".join(lines + (["Sources:"] + notes if notes else []))
+
+
 def paper_table() -> list[dict]:
     """Every configuration of docs/architecture.md section 8, computed."""
     return [cost_row(c, f, t, k) for (c, t, f, k) in PAPER_GFLOPS]
@@ -98,7 +182,13 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--conv-variant", default="dense", choices=["dense", "bottleneck"])
     ap.add_argument("--paper", action="store_true", help="print every configuration of the paper's table")
+    ap.add_argument("--structures", action="store_true",
+                    help="the paper's structure comparison (Table 7): posterior, intermediate and branch models, "
+                         "on --clip / --frames (default B/16, 8 frames), beside the papers' figures")
     args = ap.parse_args(argv)
+    if args.structures:
+        print(format_structures(structures_table(args.clip, args.frames)))
+        return 0
     if args.paper:
         rows = paper_table()
     else:
