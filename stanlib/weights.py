@@ -466,7 +466,7 @@ def export_official(model, path: str | os.PathLike) -> Path:
                          "would load there as a different model. Use save_pretrained instead.")
     released = {"pos_embed": "clip", "first_cls": "avg", "order": "ts", "single_level": False,
                 "fusion_proj": False, "spatial": True, "spatial_mlp": True, "conv_variant": "dense",
-                "time_embed": "first"}
+                "time_embed": "first", "levels": None}  # levels: their branch reads the last K layers
     changed = {k: config[k] for k, v in released.items() if config[k] != v}
     if changed:
         warnings.warn(f"{changed} differ from the released algorithm: the authors' code cannot run this "
