@@ -427,8 +427,8 @@ def test_both_decord_exception_types_are_handled(bad_dataset, monkeypatch):
                 raise error
 
         monkeypatch.setattr(decord, "VideoReader", Failing)
-        ds = VideoLabelDataset(records[:1], [0], ["a"],
-                               train=True, backend="decord", num_frames=4, image_size=32)
+        ds = VideoLabelDataset(records[:1], [0], ["a"], train=True, backend="decord",
+                               decode_fallback=False, num_frames=4, image_size=32)
         assert ds[0] is None
         batch = collate([ds[0]])
         assert batch["skipped"] == [str(good)] and "fake" in batch["skip_reasons"][0]

@@ -760,7 +760,7 @@ class _ClipDataset(Dataset):
         """
         o = self.options
         record = self.videos[video_idx]
-        with open_video(record.path, o.backend, o.num_threads) as reader:
+        with open_video(record.path, o.backend, o.num_threads, fallback=o.decode_fallback) as reader:
             if len(reader) == 0:
                 raise VideoDecodeError(record.path, "video has no frames")
             clips = sample_indices(len(reader), o.num_frames, train=o.train, sampling=o.sampling,
@@ -812,6 +812,7 @@ class VideoTextDataset(_ClipDataset):
                  transform: Callable | None = None, **clip_kwargs: Any):
         super().__init__(options or ClipOptions(**clip_kwargs), transform)
         self.videos = list(videos)
+    decode_fallback: bool = True  # a file decord cannot read is read with PyAV (see stanlib.data.video)
         self.captions = list(captions)
         self.caption_video = [int(v) for v in caption_video]
         if len(self.captions) != len(self.caption_video):

@@ -9,6 +9,13 @@ Decoding
     the requested ones to RGB. The backend is chosen automatically (decord if importable) and can be
     forced with ``backend="pyav"`` or the environment variable ``STANLIB_VIDEO_BACKEND=pyav``.
 
+    decord refuses some valid files that FFmpeg reads (frame widths such as 16, 48 or 72 px fail
+    with ``Check failed: from_size == to_size``; GIFs with "broken metadata"). When decord cannot
+    open or decode a file that exists, the reader switches to PyAV for that file
+    (``open_video(..., fallback=True)``, the default): the file is read, ``reader.backend`` says
+    ``"pyav"``, ``reader.decord_error`` keeps decord's reason, :data:`DECORD_FALLBACKS` counts the
+    files of this process and a warning names each one once.
+
     Every decoding failure (missing/empty file, unreadable container, corrupt packets) is raised as
     :class:`VideoDecodeError`, which names the file and the cause. decord raises ``RuntimeError`` on
     open but ``decord._ffi.base.DECORDError`` (NOT a RuntimeError subclass) from ``get_batch`` on
@@ -30,13 +37,21 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import logging
+
 import numpy as np
 import torch
+
+log = logging.getLogger("stanlib.data")
 
 BACKENDS = ("decord", "pyav")
 BACKEND_ENV = "STANLIB_VIDEO_BACKEND"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".3gp", ".flv",
-                    ".wmv", ".ogv")
+                    ".wmv", ".ogv", ".gif")
+# reasons that no decoder can fix: no fallback to PyAV for these
+_FILE_PROBLEMS = ("file not found", "empty file", "is a directory")
+# path -> decord's reason, for every file of this process that PyAV read after decord failed
+DECORD_FALLBACKS: dict[str, str] = {}
 
 
 class VideoDecodeError(RuntimeError):
@@ -128,10 +143,16 @@ def _check_file(path: Path) -> None:
 # readers
 # --------------------------------------------------------------------------------------------------
 class VideoReader:
-    """Common reader API. Use :func:`open_video` to get one."""
+    """Common reader API. Use :func:`open_video` to get one.
+
+    ``backend`` names the decoder that reads the file; ``decord_error`` is decord's reason when
+    decord failed on the file and PyAV took over (else None).
+    """
 
     path: Path
     fps: float
+    backend: str = ""
+    decord_error: str | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -161,9 +182,15 @@ _decord_quiet = False
 
 
 class DecordReader(VideoReader):
-    """decord ``VideoReader``; ``num_threads=1`` because DataLoader workers already run in parallel."""
+    """decord ``VideoReader``; ``num_threads=1`` because DataLoader workers already run in parallel.
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+    ``fallback=True``: if decoding frames fails, the rest of this file is read with PyAV
+    (see the module docstring); the error is raised only if PyAV fails too.
+    """
+
+    backend = "decord"
+
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, fallback: bool = False):
         global _decord_quiet
         import decord
 
@@ -171,6 +198,8 @@ class DecordReader(VideoReader):
             decord.logging.set_level(decord.logging.QUIET)
             _decord_quiet = True
         self.path = Path(path)
+        self.num_threads, self.fallback = num_threads, fallback
+        self._pyav: PyAVReader | None = None
         _check_file(self.path)
         with _decoding(self.path, "cannot open"):
             self._vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=num_threads)
@@ -182,18 +211,33 @@ class DecordReader(VideoReader):
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
         idx = self._check_indices(indices)
-        # decode each needed frame once, in file order (fewest seeks), then expand to the request
-        unique, inverse = np.unique(idx, return_inverse=True)
-        with _decoding(self.path, "decoding frames failed"):
-            frames = self._vr.get_batch(unique.tolist()).asnumpy()
-        return frames if len(unique) == len(idx) and (unique == idx).all() else frames[inverse]
+        if self._pyav is None:
+            # decode each needed frame once, in file order (fewest seeks), then expand to the request
+            unique, inverse = np.unique(idx, return_inverse=True)
+            try:
+                with _decoding(self.path, "decoding frames failed"):
+                    frames = self._vr.get_batch(unique.tolist()).asnumpy()
+                return frames if len(unique) == len(idx) and (unique == idx).all() else frames[inverse]
+            except VideoDecodeError as err:
+                if not self.fallback:
+                    raise
+                self._pyav = _read_with_pyav(self.path, self.num_threads, err)
+                self.backend, self.decord_error = "pyav", err.reason
+                if len(self._pyav) == 0:
+                    raise VideoDecodeError(self.path, f"{err.reason}; PyAV finds no frames") from err
+        # frame counts of the two decoders can differ by a frame or two: stay inside PyAV's
+        return self._pyav.get_batch(np.minimum(idx, len(self._pyav) - 1))
 
     def close(self) -> None:
         self._vr = None
+        if self._pyav is not None:
+            self._pyav.close()
 
 
 class PyAVReader(VideoReader):
     """PyAV (FFmpeg) reader with the same API. Decodes sequentially up to the last requested frame."""
+
+    backend = "pyav"
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1):
         import av
@@ -215,6 +259,16 @@ class PyAVReader(VideoReader):
         return self._len
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
+        if self.decord_error is None:
+            return self._get_batch(indices)
+        try:  # decord failed on this file before: report both decoders' reasons
+            frames = self._get_batch(indices)
+        except VideoDecodeError as err:
+            raise VideoDecodeError(self.path, f"{self.decord_error}; PyAV fails too: {err.reason}") from err
+        _note_fallback(self.path, self.decord_error)
+        return frames
+
+    def _get_batch(self, indices: Sequence[int]) -> np.ndarray:
         idx = self._check_indices(indices)
         if not idx.size:
             return np.zeros((0, 0, 0, 3), np.uint8)
@@ -242,10 +296,41 @@ class PyAVReader(VideoReader):
         return np.stack([frames[i] for i in idx.tolist()])
 
 
-def open_video(path: str | os.PathLike, backend: str | None = None, num_threads: int = 1) -> VideoReader:
-    """Open a video with the chosen backend (see :func:`get_backend`). Raises :class:`VideoDecodeError`."""
+def _read_with_pyav(path: Path, num_threads: int, decord_err: VideoDecodeError) -> "PyAVReader":
+    """PyAV reader for a file decord failed on; raises decord's error (plus PyAV's) if PyAV fails too."""
+    if any(problem in decord_err.reason for problem in _FILE_PROBLEMS):
+        raise decord_err
+    try:
+        reader = PyAVReader(path, num_threads)
+    except VideoDecodeError as err:
+        raise VideoDecodeError(path, f"{decord_err.reason}; PyAV fails too: {err.reason}") from decord_err
+    reader.decord_error = decord_err.reason
+    return reader
+
+
+def _note_fallback(path: Path, reason: str) -> None:
+    """Count a file PyAV read after decord failed, and name it once per process."""
+    if str(path) not in DECORD_FALLBACKS:
+        DECORD_FALLBACKS[str(path)] = reason
+        log.warning("decord cannot read %s (%s); read it with PyAV", path, reason)
+
+
+def open_video(path: str | os.PathLike, backend: str | None = None, num_threads: int = 1,
+               fallback: bool = True) -> VideoReader:
+    """Open a video with the chosen backend (see :func:`get_backend`). Raises :class:`VideoDecodeError`.
+
+    ``fallback=True``: a file that decord cannot open or decode is read with PyAV instead
+    (``reader.backend`` then says ``"pyav"`` and ``reader.decord_error`` why decord failed).
+    """
     name = get_backend(backend)
-    return DecordReader(path, num_threads) if name == "decord" else PyAVReader(path, num_threads)
+    if name != "decord":
+        return PyAVReader(path, num_threads)
+    try:
+        return DecordReader(path, num_threads, fallback=fallback)
+    except VideoDecodeError as err:
+        if not fallback:
+            raise
+        return _read_with_pyav(Path(path), num_threads, err)
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int] | None = None, backend: str | None = None,
