@@ -721,6 +721,7 @@ class ClipOptions:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     backend: str | None = None  # None: $STANLIB_VIDEO_BACKEND or decord if installed, else pyav
+    decode_fallback: bool = True  # a file decord cannot read is read with PyAV (see stanlib.data.video)
     num_threads: int = 1  # decoder threads per DataLoader worker
     on_error: str | None = None  # "raise" | "skip"; None: skip in training, raise in evaluation
 
@@ -812,7 +813,6 @@ class VideoTextDataset(_ClipDataset):
                  transform: Callable | None = None, **clip_kwargs: Any):
         super().__init__(options or ClipOptions(**clip_kwargs), transform)
         self.videos = list(videos)
-    decode_fallback: bool = True  # a file decord cannot read is read with PyAV (see stanlib.data.video)
         self.captions = list(captions)
         self.caption_video = [int(v) for v in caption_video]
         if len(self.captions) != len(self.caption_video):
