@@ -18,7 +18,10 @@ when ``on_error="raise"`` (default in evaluation). With ``on_error="skip"`` (def
 ``dataset[i]`` returns ``None`` and :func:`collate` drops it and lists the file in
 ``batch["skipped"]``, so the trainer can count and report skips at the end of the epoch.
 Malformed annotation files raise :class:`AnnotationError` with the file, line or key, and what was
-expected. Videos listed in an annotation file but not found on disk are kept (so test sets keep
+expected: text that is not UTF-8 (a UTF-8 byte-order mark is fine), a video listed twice with
+different labels, a label missing from the class-name file, an empty split. Without a class-name
+file the classes are inferred from the labels used; names one edit apart (``jumping`` /
+``jumpping``, likely a typo) are then announced with a warning. Videos listed in an annotation file but not found on disk are kept (so test sets keep
 their size), announced with a warning, and fail when loaded; ``stanlib data check`` lists them.
 
 ``build_dataset(name, root, split, ...)`` reads the files below (``root`` is the dataset folder;
@@ -28,7 +31,9 @@ name anywhere under ``root``, or under ``video_dir`` if given). See each ``read_
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import logging
 import os
@@ -82,6 +87,7 @@ class LabelAnnotations:
     labels: list[int]
     classes: list[str]
     source: str = ""
+    inferred_classes: bool = False  # True: no class-name file, classes are the labels found in the data
 
 
 # ==================================================================================================
@@ -101,10 +107,31 @@ def _find_file(root: Path, names: Sequence[str], what: str) -> Path:
     raise FileNotFoundError(f"{what}: none of {list(names)} found in {root} (or one folder below it)")
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A text file's contents: UTF-8, with or without the byte-order mark spreadsheet programs write.
+
+    Other encodings are an :class:`AnnotationError` that names the file and says how to fix it.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise AnnotationError(f"{path}: the file is UTF-16 text; expected UTF-8. Re-save it as UTF-8 "
+                              "(spreadsheets: 'CSV UTF-8')")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise AnnotationError(f"{path}: line {line}: byte {data[err.start]:#04x} is not UTF-8; expected UTF-8 "
+                              "text. Re-save the file as UTF-8") from None
+    if "\x00" in text:
+        raise AnnotationError(f"{path}: the file holds NUL bytes (UTF-16 without a byte-order mark, or not "
+                              "text); expected UTF-8 text")
+    return text
+
+
 def _read_json(path: Path) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise AnnotationError(f"{path}: line {err.lineno} column {err.colno}: invalid JSON ({err.msg})") from err
 
@@ -129,7 +156,7 @@ def _json_list(data: Any, path: Path, where: str = "top level") -> list:
 
 def _read_csv(path: Path, required: Sequence[str], delimiter: str = ",") -> Iterator[tuple[int, dict]]:
     """Rows of a CSV with a header, as (line number, row dict); checks columns and row lengths."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO(read_text(path), newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
@@ -149,8 +176,58 @@ def _read_csv(path: Path, required: Sequence[str], delimiter: str = ",") -> Iter
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty stripped lines with their 1-based line numbers."""
-    with open(path, encoding="utf-8") as f:
-        return [(i, ln.strip()) for i, ln in enumerate(f, 1) if ln.strip()]
+    return [(i, ln.strip()) for i, ln in enumerate(read_text(path).split("\n"), 1) if ln.strip()]
+
+
+class _OneLabelPerVideo:
+    """Remembers where each video was listed and with which label: a video listed again with a
+    different label is an :class:`AnnotationError` naming both places."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, video: str, label: str, where: str) -> None:
+        first_label, first_where = self.seen.setdefault(video, (label, where))
+        if first_label != label:
+            raise AnnotationError(f"{self.path}: {first_where} and {where} both list video {video!r}, with "
+                                  f"different labels {first_label!r} and {label!r}; expected one label per video "
+                                  "(correct or remove one of them)")
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """True if ``b`` is ``a`` with one character inserted, deleted or replaced (Levenshtein 1)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
+def near_duplicate_classes(names: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of class names one edit apart or equal up to case (likely typos of one class).
+
+    Purely numeric names (classes named by their ids) are never reported.
+    """
+    words = [n for n in names if not n.isdigit()]
+    pairs = []
+    for i, a in enumerate(words):
+        for b in words[i + 1:]:
+            if a.lower() == b.lower() or _one_edit_apart(a, b):
+                pairs.append((a, b))
+    return pairs
+
+
+def _warn_near_duplicates(classes: Sequence[str], source: Path) -> None:
+    pairs = near_duplicate_classes(classes)
+    if pairs:
+        shown = ", ".join(f"{a!r}/{b!r}" for a, b in pairs[:5])
+        warnings.warn(f"{source}: no class-name file, so the classes are the {len(classes)} labels found in the "
+                      f"data; {len(pairs)} pair(s) differ by one character ({shown}): a typo makes a new class. "
+                      "Fix the labels or add a class-name file (one name per line).", stacklevel=3)
 
 
 class _NoObjectsUnpickler(pickle.Unpickler):
@@ -490,8 +567,11 @@ def read_k400(root: str | os.PathLike, split: str = "train", video_dir: str | No
     resolve = _Resolver(root, video_dir)
     if csv_path is not None:
         classes = _read_class_file(class_file) if class_file else _k400_csv_classes(root)
+        if not class_file:
+            _warn_near_duplicates(classes, csv_path)
         position = {name: i for i, name in enumerate(classes)}
         videos, labels = [], []
+        once = _OneLabelPerVideo(csv_path)
         for line, row in _read_csv(csv_path, ["label", "youtube_id", "time_start", "time_end"]):
             label = row["label"].strip()
             if label not in position:
@@ -503,6 +583,7 @@ def read_k400(root: str | os.PathLike, split: str = "train", video_dir: str | No
             except ValueError as err:
                 raise AnnotationError(f"{csv_path}: line {line}: time_start/time_end must be numbers, got "
                                       f"{row['time_start']!r}, {row['time_end']!r}") from err
+            once(stem, label, f"line {line}")
             videos.append(VideoRecord(resolve(stem, yid), stem))
             labels.append(position[label])
         source = csv_path
@@ -518,7 +599,7 @@ def read_k400(root: str | os.PathLike, split: str = "train", video_dir: str | No
             raise AnnotationError(f"{source}: entry {bad + 1}: label {labels[bad]} is out of range for the "
                                   f"{len(classes)} classes in {class_file}")
     resolve.warn_missing(source, "k400", len(videos))
-    return LabelAnnotations(videos, labels, classes, str(source))
+    return LabelAnnotations(videos, labels, classes, str(source), inferred_classes=class_file is None)
 
 
 def _k400_csv_classes(root: Path) -> list[str]:
@@ -527,13 +608,14 @@ def _k400_csv_classes(root: Path) -> list[str]:
     for files in K400_CSV.values():
         path = _optional_file(root, files)
         if path is not None:
-            with open(path, encoding="utf-8", newline="") as f:
+            with io.StringIO(read_text(path), newline="") as f:
                 names.update(row["label"].strip() for row in csv.DictReader(f) if row.get("label"))
     return sorted(names)
 
 
 def _read_path_label_list(path: Path, resolve: _Resolver) -> tuple[list[VideoRecord], list[int]]:
     videos, labels = [], []
+    once = _OneLabelPerVideo(path)
     for line, text in _read_lines(path):
         parts = text.rsplit(maxsplit=1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
@@ -541,6 +623,7 @@ def _read_path_label_list(path: Path, resolve: _Resolver) -> tuple[list[VideoRec
         rel, label = parts[0], int(parts[1])
         if label < 0:
             raise AnnotationError(f"{path}: line {line}: label must be >= 0, got {label}")
+        once(rel, str(label), f"line {line}")
         candidate = Path(rel) if Path(rel).is_absolute() else resolve.directory / rel
         video = candidate if candidate.exists() else resolve(Path(rel).name, Path(rel).stem, default=rel)
         videos.append(VideoRecord(video, Path(rel).stem))
@@ -588,12 +671,14 @@ def read_ssv2(root: str | os.PathLike, split: str = "train", video_dir: str | No
     path = _find_file(root, [f"something-something-v2-{which}.json", f"{which}.json"], f"SSv2 {which} annotations")
     resolve = _Resolver(root, video_dir)
     videos, labels = [], []
+    once = _OneLabelPerVideo(path)
     for k, entry in enumerate(_json_list(_read_json(path), path)):
         vid = str(_json_field(entry, "id", f"[{k}]", path, (str, int)))
         template = _json_field(entry, "template", f"[{k}]", path)
         name = ssv2_class_name(template)
         if name not in ids:
             raise AnnotationError(f"{path}: [{k}].template: {template!r} (class {name!r}) is not in {labels_path}")
+        once(vid, name, f"[{k}]")
         videos.append(VideoRecord(resolve(vid, default=f"{vid}.webm"), vid))
         labels.append(ids[name])
     resolve.warn_missing(path, "ssv2", len(videos))
@@ -624,8 +709,12 @@ def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir:
                 if f.is_file() and f != path:
                     names.update(str(v) for _, _, v in _generic_rows(f, "label"))
         classes = sorted(names)
+    inferred = not class_file.is_file()
+    if inferred:
+        _warn_near_duplicates(classes, path)
     position = {name: i for i, name in enumerate(classes)}
     videos, labels = [], []
+    once = _OneLabelPerVideo(path)
     for where, video, value in rows:
         value = str(value)
         if value in position:
@@ -637,10 +726,12 @@ def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir:
                                   f"below {len(classes)}{f' (classes from {class_file})' if class_file.is_file() else ''}")
         if not video:
             raise AnnotationError(f"{path}: {where}: empty video path")
-        videos.append(VideoRecord(_generic_video(path, video, video_dir), Path(video).stem))
+        record = VideoRecord(_generic_video(path, video, video_dir), Path(video).stem)
+        once(os.path.normpath(record.path), classes[label], where)
+        videos.append(record)
         labels.append(label)
     _warn_missing_paths(videos, path, "generic_label")
-    return LabelAnnotations(videos, labels, classes, str(path))
+    return LabelAnnotations(videos, labels, classes, str(path), inferred_classes=inferred)
 
 
 READERS: dict[str, Callable[..., TextAnnotations | LabelAnnotations]] = {
@@ -940,6 +1031,9 @@ def build_dataset(name: str, root: str | os.PathLike, split: str = "train", *,
     is_train = (split == "train") if train is None else train
     options = ClipOptions(num_frames=num_frames, image_size=image_size, train=is_train, **clip_kwargs)
     ann = read_annotations(name, root, split, video_dir=video_dir, **(reader_kwargs or {}))
+    if not ann.videos:
+        raise AnnotationError(f"{ann.source}: split {split!r} of {name} lists no videos; expected at least one "
+                              "entry (is this the right file?)")
     if isinstance(ann, TextAnnotations):
         ds: VideoTextDataset | VideoLabelDataset = VideoTextDataset(
             ann.videos, ann.captions, ann.caption_video, tokenizer=tokenizer,
