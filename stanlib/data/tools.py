@@ -6,7 +6,13 @@
   reason. ``--write-clean`` writes the usable items as a ``generic_text`` / ``generic_label`` CSV
   (absolute video paths; label datasets also get a ``classes.txt`` beside it), loadable with
   ``build_dataset("generic_text" | "generic_label", "out.csv")``. Exit code: 0 all good, 1 bad
-  videos found, 2 unreadable annotations.
+  videos found, 2 unreadable annotations or an empty split.
+  Files decord cannot read are read with PyAV; each is listed (``PYAV ...``) with decord's reason.
+  When no class-name file exists, the classes inferred from the labels are printed, with a warning
+  for names one character apart (likely typos).
+  ``--write-clean`` never overwrites an annotation file of the dataset being checked (unless
+  ``--force``) and never writes through a symbolic link: the file is written beside its target
+  name and renamed over it, so a link there is replaced, not followed.
 * ``stanlib data bench`` measures clips/s for 12-frame 224 px training clips from 320x240 mp4 files,
   decoding only the sampled frames vs decoding every frame, for several DataLoader worker counts.
   It writes its own temporary test videos unless ``--dir`` points at real ones.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 import tempfile
@@ -29,7 +36,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .datasets import READERS, AnnotationError, LabelAnnotations, TextAnnotations, read_annotations
+from .datasets import (READERS, AnnotationError, LabelAnnotations, TextAnnotations, near_duplicate_classes,
+                       read_annotations)
 from .transforms import train_transform
 from .video import (VIDEO_EXTENSIONS, VideoDecodeError, get_backend, open_video, segment_indices,
                     test_pattern, write_video)
@@ -48,24 +56,25 @@ def check_video(path: str | os.PathLike, backend: str | None = None, min_frames:
     return _check(path, backend, min_frames, num_frames, full, chunk)[0]
 
 
-def _check(path, backend, min_frames, num_frames, full, chunk=64) -> tuple[str | None, int]:
-    """(reason or None, frame count or 0)."""
-    n = 0
+def _check(path, backend, min_frames, num_frames, full, chunk=64) -> tuple[str | None, int, str | None]:
+    """(reason or None, frame count or 0, decord's reason if PyAV read the file instead)."""
+    n, fallback = 0, None
     try:
         with open_video(path, backend) as reader:
             n = len(reader)
             if n == 0:
-                return "video has no frames", 0
+                return "video has no frames", 0, None
             if n < min_frames:
-                return f"too short: {n} frames < --min-frames {min_frames}", n
+                return f"too short: {n} frames < --min-frames {min_frames}", n, None
             if full:
                 for start in range(0, n, chunk):
                     reader.get_batch(list(range(start, min(n, start + chunk))))
             else:
                 reader.get_batch(sorted({0, n - 1, *segment_indices(n, num_frames, train=False)}))
+            fallback = reader.decord_error
     except VideoDecodeError as err:
-        return err.reason, n
-    return None, n
+        return err.reason, n, None
+    return None, n, fallback
 
 
 class _CheckJobs(Dataset):
@@ -77,22 +86,31 @@ class _CheckJobs(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, str | None, int]:
+    def __getitem__(self, i: int) -> tuple[int, str | None, int, str | None]:
         return (i, *_check(self.paths[i], **self.kwargs))
 
 
 def check_videos(paths: Sequence[Path], workers: int = 0, progress: bool = True, backend: str | None = None,
-                 min_frames: int = 1, num_frames: int = 8, full: bool = False) -> list[tuple[str | None, int]]:
-    """(reason or None, frame count) for many files (optionally in ``workers`` processes), in order."""
+                 min_frames: int = 1, num_frames: int = 8, full: bool = False,
+                 fallbacks: dict[int, str] | None = None) -> list[tuple[str | None, int]]:
+    """(reason or None, frame count) for many files (optionally in ``workers`` processes), in order.
+
+    ``fallbacks``: a dict that receives ``{index: decord's reason}`` for files PyAV read because
+    decord could not.
+    """
     jobs = _CheckJobs(list(paths), backend=backend, min_frames=min_frames, num_frames=num_frames, full=full)
     loader = DataLoader(jobs, batch_size=None, num_workers=workers)
     results: list[tuple[str | None, int]] = [(None, 0)] * len(jobs)
-    for i, reason, n in tqdm(loader, total=len(jobs), desc="checking videos", unit="video", disable=not progress):
+    for i, reason, n, fallback in tqdm(loader, total=len(jobs), desc="checking videos", unit="video",
+                                       disable=not progress):
         results[i] = (reason, n)
+        if fallback is not None and fallbacks is not None:
+            fallbacks[i] = fallback
     return results
 
 
 def _category(reason: str) -> str:
+    reason = reason.split("; PyAV fails too")[0]  # decord's reason comes first
     for key in ("file not found", "empty file", "cannot open", "decoding frames failed", "truncated",
                 "too short", "no frames", "is a directory", "no video stream"):
         if key in reason:
@@ -100,10 +118,44 @@ def _category(reason: str) -> str:
     return "other"
 
 
-def write_clean(ann: TextAnnotations | LabelAnnotations, good: Sequence[bool], out: Path) -> int:
-    """Write the items whose video is good as a generic CSV; returns the number of rows written."""
+def _annotation_files(root: Path, source: str) -> set[Path]:
+    """The files a dataset's annotations may come from: the file read and every csv/json/txt/pkl
+    file in the dataset folder and one folder below it (other splits, class names, captions)."""
+    folder = root if root.is_dir() else root.parent
+    found = {Path(source).resolve()} if source else set()
+    for pattern in ("*", "*/*"):
+        found.update(p.resolve() for p in folder.glob(pattern)
+                     if p.suffix.lower() in (".csv", ".json", ".txt", ".pkl", ".tsv") and p.is_file())
+    return found
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a new file beside ``path`` and rename it over ``path``: a symbolic link at
+    ``path`` is replaced by the file, never followed to its target."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_clean(ann: TextAnnotations | LabelAnnotations, good: Sequence[bool], out: Path,
+                protected: Sequence[Path] = (), force: bool = False) -> int:
+    """Write the items whose video is good as a generic CSV; returns the number of rows written.
+
+    ``protected``: files that must not be overwritten (the dataset's annotation files); writing
+    onto one of them (directly or through a link) raises ``FileExistsError`` unless ``force``.
+    Files are written atomically and links at the target names are replaced, not followed.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[list[str]] = []
+    if not force and out.exists() and out.resolve() in {Path(p).resolve() for p in protected}:
+        raise FileExistsError(f"--write-clean {out} would overwrite {out.resolve()}, an annotation file of the "
+                              "dataset being checked; write the clean list to another file (or pass --force "
+                              "to replace it)")
     if isinstance(ann, TextAnnotations):
         header = ["video", "caption"]
         rows = [[str(ann.videos[v].path.resolve()), c] for c, v in zip(ann.captions, ann.caption_video) if good[v]]
@@ -112,13 +164,17 @@ def write_clean(ann: TextAnnotations | LabelAnnotations, good: Sequence[bool], o
         rows = [[str(rec.path.resolve()), ann.classes[lab]] for rec, lab, ok in zip(ann.videos, ann.labels, good) if ok]
         classes_file = out.parent / "classes.txt"
         text = "\n".join(ann.classes) + "\n"
-        if classes_file.exists() and classes_file.read_text(encoding="utf-8") != text:
-            raise FileExistsError(f"{classes_file} exists with different classes; write the clean list elsewhere")
-        classes_file.write_text(text, encoding="utf-8")
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+        if classes_file.exists() or classes_file.is_symlink():  # kept as it is: only an identical one will do
+            if not classes_file.is_file() or classes_file.read_text(encoding="utf-8-sig") != text:
+                raise FileExistsError(f"{classes_file} exists with different classes; write the clean list "
+                                      "elsewhere")
+        else:
+            _write_atomic(classes_file, text)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    _write_atomic(out, buffer.getvalue())
     return len(rows)
 
 
@@ -135,21 +191,47 @@ def check_main(argv: Sequence[str]) -> int:
     p.add_argument("--workers", type=int, default=0, help="parallel worker processes")
     p.add_argument("--write-clean", type=Path, default=None, metavar="OUT.csv",
                    help="write the usable items as a generic_text/generic_label CSV")
+    p.add_argument("--force", action="store_true",
+                   help="let --write-clean replace an annotation file of the dataset being checked")
     args = p.parse_args(list(argv))
     try:
-        with warnings.catch_warnings():  # missing videos are listed below with the other bad ones
+        with warnings.catch_warnings():  # missing videos and near-duplicate classes are listed below
             warnings.filterwarnings("ignore", message=".*videos listed in")
+            warnings.filterwarnings("ignore", message=".*differ by one character")
             ann = read_annotations(args.dataset, args.root, args.split, video_dir=args.video_dir)
     except (AnnotationError, FileNotFoundError, ValueError) as err:
         print(f"stanlib data check: {err}", file=sys.stderr)
         return 2
+    if not ann.videos:
+        print(f"stanlib data check: {ann.source}: split {args.split!r} lists no videos; expected at least one "
+              "entry (is this the right file?)", file=sys.stderr)
+        return 2
+    if isinstance(ann, LabelAnnotations) and ann.inferred_classes:
+        print(f"classes inferred from the labels in the data (no class-name file): {len(ann.classes)}: "
+              + ", ".join(ann.classes))
+        for a, b in near_duplicate_classes(ann.classes):
+            print(f"WARNING: classes {a!r} and {b!r} differ by one character: a typo makes a new class "
+                  "(fix the label, or add a class-name file with one name per line)")
+    protected = _annotation_files(Path(args.root), ann.source)
+    out = args.write_clean
+    if out and not args.force and out.exists() and out.resolve() in protected:  # refuse before the long check
+        print(f"stanlib data check: --write-clean {out} would overwrite {out.resolve()}, an annotation file of "
+              "the dataset being checked; choose another file (or pass --force to replace it)", file=sys.stderr)
+        return 2
     backend = get_backend(args.backend)
+    fallbacks: dict[int, str] = {}
     results = check_videos([v.path for v in ann.videos], workers=args.workers, backend=backend,
-                           min_frames=args.min_frames, num_frames=args.num_frames, full=args.full)
+                           min_frames=args.min_frames, num_frames=args.num_frames, full=args.full,
+                           fallbacks=fallbacks)
     reasons = [r for r, _ in results]
     bad = [(v.path, r) for v, r in zip(ann.videos, reasons) if r is not None]
     print(f"{args.dataset}/{args.split}: {len(ann.videos)} videos from {ann.source} checked with {backend}: "
           f"{len(ann.videos) - len(bad)} ok, {len(bad)} bad")
+    if fallbacks:
+        print(f"{len(fallbacks)} usable videos were read with PyAV because decord could not read them "
+              "(training and evaluation do the same):")
+        for i, reason in sorted(fallbacks.items()):
+            print(f"PYAV {ann.videos[i].path}: decord: {reason}")
     for path, reason in bad:
         print(f"BAD {path}: {reason}")
     if bad:
@@ -160,7 +242,11 @@ def check_main(argv: Sequence[str]) -> int:
         print(f"note: {short} usable videos have fewer than {args.num_frames} frames (their clips repeat frames); "
               f"--min-frames {args.num_frames} lists them as bad")
     if args.write_clean:
-        n = write_clean(ann, [r is None for r in reasons], args.write_clean)
+        try:
+            n = write_clean(ann, [r is None for r in reasons], args.write_clean, protected, force=args.force)
+        except (FileExistsError, OSError) as err:
+            print(f"stanlib data check: {err}", file=sys.stderr)
+            return 2
         kind = "generic_text" if isinstance(ann, TextAnnotations) else "generic_label"
         print(f"wrote {n} usable items to {args.write_clean} (load with build_dataset({kind!r}, "
               f"'{args.write_clean}'))")
