@@ -768,20 +768,45 @@ ANNOTATION_FILES = ("labels.json", "something-something-v2-train.json", "somethi
                     "MSRVTT_JSFUSION_test.csv", "synth_meta.json")
 
 
+def _written_files(out: Path) -> set[Path]:
+    """Files a previous ``stanlib synth`` run wrote into ``out``, from its manifest ``synth_meta.json``
+    (every clip id, so ``videos/<id>.mp4``), plus the annotation files the generator writes."""
+    meta = out / "synth_meta.json"
+    ids: list[str] = []
+    if meta.is_file() and not meta.is_symlink():
+        try:
+            ids = [str(item["id"]) for item in json.loads(meta.read_text()).get("items", [])]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ids = []
+    return {out / name for name in ANNOTATION_FILES} | {out / "videos" / f"{i}.mp4" for i in ids}
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to mix with an earlier set (stale videos would be read as data) unless asked to."""
+    """Refuse to mix with an earlier set (stale videos would be read as data) unless asked to.
+
+    ``overwrite`` deletes only files an earlier run of the generator wrote (the clips its
+    ``synth_meta.json`` lists and its annotation files); any other file in ``out`` or
+    ``out/videos`` (a link, a folder, a video of yours) stops it with an error naming that file.
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; expected a folder (new or empty)")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"output folder {out} is not empty; pass --overwrite to replace a previous "
                                   "synthetic set there, or choose another --out")
-        unknown = [p.name for p in out.iterdir() if p.name not in ANNOTATION_FILES + ("videos", "README.md")]
+        ours = _written_files(out)
+        found = [p for p in out.iterdir() if p.name not in ("videos", "README.md")]
+        if (out / "videos").is_symlink() or ((out / "videos").exists() and not (out / "videos").is_dir()):
+            found.append(out / "videos")
+        elif (out / "videos").is_dir():
+            found += list((out / "videos").iterdir())
+        unknown = sorted(str(p) for p in found if p not in ours or p.is_symlink() or not p.is_file())
         if unknown:
-            raise FileExistsError(f"output folder {out} holds files this generator did not write ({unknown[:5]}); "
-                                  "refusing to overwrite, choose another --out")
-        if (out / "videos").is_dir():
-            shutil.rmtree(out / "videos")
-        for name in ANNOTATION_FILES:
-            (out / name).unlink(missing_ok=True)
+            raise FileExistsError(f"--overwrite deletes only files `stanlib synth` wrote (listed in "
+                                  f"{out / 'synth_meta.json'}), but {out} holds {len(unknown)} other file(s): "
+                                  f"{unknown[:5]}; move them away or choose another --out")
+        for path in found:
+            path.unlink()
     (out / "videos").mkdir(parents=True, exist_ok=True)
 
 
@@ -852,7 +877,7 @@ def cli_main(argv: list[str]) -> int:
             task = TASKS[name](n_train=args.n_train, n_test=args.n_test, seed=args.seed,
                                size=args.size, num_frames=args.frames, **extra)
             counts = write_task(task, out, fps=args.fps, crf=args.crf, overwrite=args.overwrite)
-        except (ValueError, FileExistsError) as err:
+        except (ValueError, OSError) as err:
             print(f"stanlib synth {name}: error: {err}", file=sys.stderr)
             return 2
         print(f"{name}: wrote {counts['train']} train + {counts['test']} test clips to {out}")
