@@ -11,18 +11,62 @@ Batch size semantics: ``batch_size`` is the number of clips per optimiser step o
 processes. Each process loads ``batch_size / (world_size * grad_accum)`` clips per forward pass,
 and the in-batch negatives of the contrastive loss are ``batch_size / grad_accum`` (the
 features of all processes are gathered; accumulated micro-batches are not).
+
+Every field is checked when a config is made, loaded or overridden (type, range, allowed values:
+``num_frames`` 1-64, ``temporal`` attn/conv/none, ``depth`` within the CLIP's layers, ...); a bad
+value raises :class:`ConfigError` naming the field (and the ``--set`` item that gave it).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
 TASKS = ("retrieval", "recognition")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+TEMPORAL_MODULES = ("attn", "conv", None)
+
+
+class ConfigError(ValueError):
+    """A config field has a bad value; ``key`` is the field."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _type_problem(value: Any, hint: Any) -> Optional[str]:
+    """Why ``value`` does not fit the type hint of a Config field (None if it does)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a JSON object",
+             tuple: "a list"}
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, hint)
+    return None if ok else f"must be {names.get(hint, hint.__name__)}, got {type(value).__name__} {value!r}"
+
+
+def _clip_layers(name: str) -> Optional[int]:
+    """Number of vision transformer layers of a registered open_clip config (None if unknown)."""
+    import open_clip
+
+    import stanlib.clip  # noqa: F401  (registers stan-tiny)
+
+    layers = (open_clip.get_model_config(name) or {}).get("vision_cfg", {}).get("layers")
+    return layers if isinstance(layers, int) else None
 
 
 @dataclass
@@ -76,6 +120,7 @@ class Config:
     eval_every: int = 1                     # epochs
     eval_batch_size: Optional[int] = None   # default: per-process training batch
     best_metric: str = "auto"               # auto: t2v/R@1 (retrieval) or top1 (recognition)
+    skip_bad_eval: bool = False             # an undecodable test video skips that evaluation (default: stop)
     seed: int = 0
     log_every: int = 10                     # steps between logged losses
     out_dir: str = ""                       # default runs/<name>
@@ -86,9 +131,48 @@ class Config:
         self.validate()
 
     def validate(self) -> None:
+        """Check every field (type, range, allowed values); raises :class:`ConfigError` naming it."""
         def bad(key, why):
-            raise ValueError(f"config {self.name!r}: {key}={getattr(self, key)!r} {why}")
+            raise ConfigError(f"config {self.name!r}: {key}={getattr(self, key)!r} {why}", key)
 
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            problem = _type_problem(getattr(self, f.name), hints[f.name])
+            if problem:
+                bad(f.name, problem)
+        from stanlib.data.datasets import READERS
+        from stanlib.model import ARCHS
+        from stanlib.stan import MAX_FRAMES
+
+        if self.dataset not in READERS:
+            bad("dataset", f"must be one of {sorted(READERS)}")
+        if self.arch not in ARCHS:
+            bad("arch", f"must be one of {ARCHS}")
+        if self.temporal not in TEMPORAL_MODULES:
+            bad("temporal", "must be 'attn' (STAN-self), 'conv' (STAN-conv) or none")
+        if not 1 <= self.num_frames <= MAX_FRAMES:
+            bad("num_frames", f"must be between 1 and {MAX_FRAMES} (the size of STAN's time embedding)")
+        if self.test_views not in (1, 3):
+            bad("test_views", "must be 1 or 3 (1 clip x 3 crops)")
+        layers = _clip_layers(self.clip)
+        if layers is None and self.clip not in __import__("open_clip").list_models():
+            bad("clip", "is not a known CLIP config (e.g. ViT-B-32, ViT-B-16, stan-tiny)")
+        if self.arch in ("branch", "posterior") and layers is not None and not 1 <= self.depth <= layers:
+            bad("depth", f"must be between 1 and the {layers} layers of {self.clip}")
+        for key in ("context_length", "log_every"):
+            if getattr(self, key) < 1:
+                bad(key, "must be >= 1")
+        for key in ("num_workers", "weight_decay", "grad_clip", "warmup_epochs", "label_smoothing", "min_lr_ratio"):
+            if getattr(self, key) < 0:
+                bad(key, "must be >= 0")
+        for key in ("warmup_steps", "max_steps", "eval_batch_size"):
+            value = getattr(self, key)
+            if value is not None and value < (0 if key == "warmup_steps" else 1):
+                bad(key, f"must be >= {0 if key == 'warmup_steps' else 1} (or none)")
+        if self.logit_scale <= 0 or self.lr_mult <= 0:
+            bad("logit_scale" if self.logit_scale <= 0 else "lr_mult", "must be > 0")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            bad("betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]")
         if self.task not in TASKS:
             bad("task", f"must be one of {TASKS}")
         if self.amp not in AMP_MODES:
@@ -134,10 +218,21 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """Read a ``config.json``; every error names the file."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object of config fields, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except KeyError as err:
+            raise KeyError(f"{path}: {err.args[0]}") from None
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 # --------------------------------------------------------------------------- the presets
@@ -259,7 +354,13 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
                 d[top] = _parse_value(text, d[top])
             except ValueError as err:
                 raise ValueError(f"--set {item!r}: {err}") from None
-    return Config.from_dict(d)
+    try:
+        return Config.from_dict(d)
+    except ConfigError as err:  # name the --set item that gave the bad value, if one did
+        given = [i for i in overrides if i.split("=", 1)[0].strip().partition(".")[0] == err.key]
+        if given:
+            raise ConfigError(f"--set {given[-1]!r}: {err}", err.key) from None
+        raise
 
 
 # --------------------------------------------------------------------------- `stanlib presets`

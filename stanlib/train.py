@@ -24,7 +24,16 @@ What one optimiser step does (docs/architecture.md section 7):
 
 Checkpoints (``last.pt`` every epoch and on Ctrl-C, ``best.pt`` at the best evaluation) are
 written atomically (temporary file, then rename) and read with ``torch.load(weights_only=True)``.
-Resuming restores model, optimiser, scheduler, grad scaler, epoch/step and every RNG state.
+The temporary file is always created new: a file or symbolic link already at its name is removed,
+never written through. Resuming restores model, optimiser, scheduler, grad scaler, epoch/step and
+every RNG state.
+
+Faults never cost finished training: ``last.pt`` is written when an epoch's training ends, before
+its evaluation. A test video that cannot be decoded at evaluation time stops the run with an
+:class:`EvaluationError` naming the file and the saved checkpoint; with ``skip_bad_eval`` (CLI
+``--skip-bad-eval``) that evaluation is skipped with a warning and training goes on. A training
+batch in which every clip failed to load stops the run with a :class:`DataError` naming the files,
+after saving ``last.pt`` (state at the start of that step).
 """
 from __future__ import annotations
 
@@ -190,17 +199,35 @@ class CheckpointError(RuntimeError):
     """A checkpoint file could not be read or does not fit the model."""
 
 
+class DataError(RuntimeError):
+    """Training cannot go on with the data: e.g. every clip of a batch failed to load."""
+
+
+class EvaluationError(RuntimeError):
+    """An evaluation failed (e.g. a test video cannot be decoded); the message names the file and
+    the checkpoint that holds the training done so far."""
+
+
+def _open_new(path: Path, mode: str = "wb"):
+    """Open a new file at ``path`` for writing; a file or symbolic link already there is removed
+    first, so the write never goes through a link to somewhere else."""
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    return os.fdopen(os.open(path, flags, 0o644), mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"}))
+
+
 def save_checkpoint(obj: dict, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically: write ``path.tmp``, then ``os.replace``.
 
     If anything fails mid-write, the previous file at ``path`` is untouched and the temporary
-    file is removed.
+    file is removed. The temporary file is created new (never written through a link).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with _open_new(tmp) as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
@@ -459,8 +486,11 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def _loss(self, batch: dict) -> torch.Tensor:
         if "frames" not in batch or batch["frames"].shape[0] == 0:
-            raise RuntimeError(f"an empty training batch: every clip in it failed to load: {batch.get('skipped')}. "
-                               "Run `stanlib data check` and train on the cleaned annotation list.")
+            failed = list(batch.get("skipped") or [])
+            shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+            raise DataError(f"every clip of a training batch failed to load ({len(failed)}: {shown}). Run "
+                            "`stanlib data check <dataset> --root ... --write-clean clean.csv` and train on the "
+                            "clean list")
         frames = batch["frames"]
         net = self.ddp or self.module
         with contextlib.nullcontext() if self.amp_dtype is None else \
@@ -570,7 +600,8 @@ class Trainer:
             warnings.warn(f"{path} was written by {ckpt.get('world_size')} processes, resuming with "
                           f"{self.info.world_size}: the data order of the interrupted epoch changes")
         changed = {k for k, v in ckpt.get("config", {}).items()
-                   if k not in ("out_dir", "epochs", "max_steps", "num_workers", "device", "data_root")
+                   if k not in ("out_dir", "epochs", "max_steps", "num_workers", "device", "data_root",
+                                "skip_bad_eval")
                    and v != self.config.to_dict().get(k)}
         if changed:
             warnings.warn(f"resuming {path} with a different config for {sorted(changed)}")
@@ -615,6 +646,10 @@ class Trainer:
             self._log(f"\ninterrupted: saved {path} (epoch {self.state.epoch}, step {self.state.step_in_epoch}). "
                       f"Resume with fit(resume='{path}') or `stanlib train ... --resume {path}`")
             raise
+        except DataError as err:  # keep the steps done so far, then stop with the message
+            path = self.save("last.pt", rng=self._rng_at_step_start)
+            raise DataError(f"{err} (training so far saved in {path}: epoch {self.state.epoch}, step "
+                            f"{self.state.step_in_epoch})") from None
         self.state.finished = True
         self.write_metrics(plot=True)
         self._emit("train_end")
@@ -656,30 +691,55 @@ class Trainer:
     def _end_epoch(self) -> None:
         cfg, st = self.config, self.state
         self._report_skipped()
-        row = {"epoch": st.epoch + 1, "step": st.global_step,
+        epoch = st.epoch + 1
+        row = {"epoch": epoch, "step": st.global_step,
                "train_loss": float(np.mean(st.epoch_losses)) if st.epoch_losses else float("nan"),
                "lr": st.lr, "clips_per_s": st.clips_per_s, "epoch_time_s": getattr(self, "_epoch_time", 0.0)}
-        last_epoch = st.epoch + 1 >= cfg.epochs or st.global_step >= st.total_steps
-        improved = False
-        if self.val_set is not None and ((st.epoch + 1) % cfg.eval_every == 0 or last_epoch):
-            st.metrics = self.evaluate()
-            row.update(st.metrics)
-            improved = self._track_best(st.metrics, st.epoch + 1)
-            shown = {k: v for k, v in st.metrics.items() if k.endswith(("R@1", "top1", "top5", "MdR"))}
-            self._log(f"epoch {st.epoch + 1}: loss {row['train_loss']:.4f}  " +
-                      "  ".join(f"{k} {v:.2f}" for k, v in shown.items()))
-            self._emit("eval_end")
-        else:
-            self._log(f"epoch {st.epoch + 1}: loss {row['train_loss']:.4f}")
+        last_epoch = epoch >= cfg.epochs or st.global_step >= st.total_steps
+        evaluate = self.val_set is not None and (epoch % cfg.eval_every == 0 or last_epoch)
         st.history.append(row)
         st.epoch += 1
         st.step_in_epoch = 0
         st.epoch_losses = []
+        improved = False
+        if evaluate:
+            self.save("last.pt")  # the epoch's training is safe whatever the evaluation does
+            metrics = self._evaluate_or_skip(epoch)
+            if metrics is not None:
+                st.metrics = metrics
+                row.update(metrics)
+                improved = self._track_best(metrics, epoch)
+                shown = {k: v for k, v in metrics.items() if k.endswith(("R@1", "top1", "top5", "MdR"))}
+                self._log(f"epoch {epoch}: loss {row['train_loss']:.4f}  " +
+                          "  ".join(f"{k} {v:.2f}" for k, v in shown.items()))
+                self._emit("eval_end")
+        else:
+            self._log(f"epoch {epoch}: loss {row['train_loss']:.4f}")
         if improved:
             self.save("best.pt", full=False)
         self.save("last.pt")
         self.write_metrics()
         self._emit("epoch_end")
+
+    def _evaluate_or_skip(self, epoch: int) -> Optional[dict]:
+        """Evaluate after ``epoch``; a test video that cannot be decoded raises :class:`EvaluationError`
+        (naming the file and ``last.pt``), or with ``config.skip_bad_eval`` skips this evaluation."""
+        from stanlib.data.video import VideoDecodeError
+
+        try:
+            return self.evaluate()
+        except VideoDecodeError as err:
+            last = self.out_dir / "last.pt"
+            if not self.config.skip_bad_eval:
+                raise EvaluationError(
+                    f"evaluation after epoch {epoch} failed: {err}. The training so far is saved in {last}. "
+                    "Fix or remove the video (`stanlib data check ... --write-clean`), then resume with "
+                    f"--resume {last}; or pass --skip-bad-eval (config skip_bad_eval=true) to train on "
+                    "without that evaluation") from err
+            warnings.warn(f"evaluation after epoch {epoch} skipped (skip_bad_eval): {err}. Training goes on; "
+                          "fix the video with `stanlib data check` to get metrics again")
+            self.state.history[-1]["eval_error"] = err.path
+            return None
 
     def _track_best(self, metrics: dict, epoch: int) -> bool:
         key = self.config.metric
@@ -722,7 +782,7 @@ class Trainer:
                    "best_epoch": st.best_epoch, "epochs": st.history, "steps": st.steps}
         _atomic_text(self.out_dir / "metrics.json", json.dumps(payload, indent=2))
         keys = list(dict.fromkeys(k for row in st.history for k in row))
-        with open(self.out_dir / "metrics.csv.tmp", "w", newline="") as f:
+        with _open_new(self.out_dir / "metrics.csv.tmp", "w") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(st.history)
@@ -734,7 +794,8 @@ class Trainer:
 
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
+    with _open_new(tmp, "w") as f:
+        f.write(text + "\n")
     os.replace(tmp, path)
 
 
@@ -838,14 +899,19 @@ def _build(build_dataset, config: Config, root: str, split: str, mode: Optional[
     return build_dataset(config.dataset, root, split, train=train, **kwargs)
 
 
-def run(config: Config, *, resume: Optional[str] = None, callbacks: Sequence[Callback] = ()) -> Trainer:
-    """Build model and data from ``config``, train, and return the trainer (CLI and notebooks)."""
+def build_trainer(config: Config, *, callbacks: Sequence[Callback] = ()) -> Trainer:
+    """Build model, data and :class:`Trainer` from ``config`` (no training yet)."""
     info = init_distributed()
     seed_everything(config.seed)              # identical initial weights on every process
     model = build_model(config)
     data = build_datasets(config, model)
     seed_everything(config.seed + info.rank)  # different drop-path / augmentation draws per process
-    trainer = Trainer(model, data["train"], data["val"], config, callbacks=callbacks)
+    return Trainer(model, data["train"], data["val"], config, callbacks=callbacks)
+
+
+def run(config: Config, *, resume: Optional[str] = None, callbacks: Sequence[Callback] = ()) -> Trainer:
+    """Build model and data from ``config``, train, and return the trainer (CLI and notebooks)."""
+    trainer = build_trainer(config, callbacks=callbacks)
     trainer.fit(resume=resume)
     return trainer
 
@@ -864,6 +930,9 @@ def cli_main(argv: list[str]) -> int:
                         help="override a config field (repeatable), e.g. --set batch_size=32 --set temporal=conv")
     parser.add_argument("--out", help="output folder (default runs/<preset>)")
     parser.add_argument("--resume", help="continue from a checkpoint (e.g. runs/<preset>/last.pt)")
+    parser.add_argument("--skip-bad-eval", action="store_true",
+                        help="an evaluation that meets an undecodable test video is skipped with a warning "
+                             "(default: stop, naming the video; last.pt is saved either way)")
     args = parser.parse_args(argv)
     if not args.preset and not args.config:
         parser.print_usage(sys.stderr)
@@ -878,20 +947,29 @@ def cli_main(argv: list[str]) -> int:
             overrides.append(f"data_root={args.data_root}")
         if args.out:
             overrides.append(f"out_dir={args.out}")
+        if args.skip_bad_eval:
+            overrides.append("skip_bad_eval=true")
         config = apply_overrides(config, overrides)
-    except (KeyError, ValueError) as err:
-        print(f"stanlib train: {err.args[0] if err.args else err}", file=sys.stderr)
+    except (KeyError, ValueError, OSError) as err:
+        print(f"stanlib train: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
-    try:
-        trainer = run(config, resume=args.resume)
+    try:  # set-up: weights, annotations, dataset sizes
+        trainer = build_trainer(config)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, CheckpointError) as err:
+    except (FileNotFoundError, CheckpointError, ValueError, KeyError, OSError) as err:
+        print(f"stanlib train: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        return 2
+    from stanlib.data.video import VideoDecodeError
+
+    try:
+        trainer.fit(resume=args.resume)
+    except KeyboardInterrupt:
+        return 130
+    except (CheckpointError, DataError, EvaluationError) as err:
         print(f"stanlib train: {err}", file=sys.stderr)
         return 1
-    except RuntimeError as err:  # VideoDecodeError in evaluation: a test video is missing or unreadable
-        if type(err).__name__ != "VideoDecodeError":
-            raise
+    except VideoDecodeError as err:  # a custom evaluation hook: the file is named all the same
         print(f"stanlib train: {err}. Evaluation needs every test video: run `stanlib data check`.",
               file=sys.stderr)
         return 1
