@@ -245,10 +245,10 @@ STAN_BRANCH = [
     # cross-frame attention: the attention half of a CLIP block + the zero-initialised temporal_fc
     *_prefixed(CLIP_BLOCK[:3], "branch.temporal.{i}.", "backbone.STAN_T_layers.{i}."),
     Rule("branch.temporal.{i}.temporal_fc.{p}", "backbone.STAN_T_layers.{i}.temporal_fc.{p}"),
-    # cross-frame convolution: NOT in the authors' release (their conv module is missing), so these
-    # names are stanlib's: STAN_T_layers.{k}.conv (Conv3d) + .temporal_fc ("dense"), or
-    # .down / .conv / .up (the "bottleneck" variant of the paper's Eq. 9).
-    Rule("branch.temporal.{i}.conv.{p}", "backbone.STAN_T_layers.{i}.conv.{p}"),
+    # cross-frame convolution: the authors' original code (CLIPLayer_ConvTime) stores its Conv3d as
+    # `layers`: STAN_T_layers.{k}.layers (+ .temporal_fc, the "dense" variant). The "bottleneck"
+    # variant of the paper's Eq. 9 adds stanlib's .down / .up around it.
+    Rule("branch.temporal.{i}.conv.{p}", "backbone.STAN_T_layers.{i}.layers.{p}"),
     Rule("branch.temporal.{i}.down.{p}", "backbone.STAN_T_layers.{i}.down.{p}"),
     Rule("branch.temporal.{i}.up.{p}", "backbone.STAN_T_layers.{i}.up.{p}"),
     # switches the authors never trained (paper-text variants, ablations): stanlib's names, chosen
@@ -269,6 +269,37 @@ OFFICIAL = KeyTable(
 # authors' layout has no slot for it; export keeps its value in the checkpoint's meta instead.
 _CLIP_LOGIT_SCALE = "clip.logit_scale"
 
+# Other names for the same tensors, renamed before the key table is read (import only; export
+# writes the table's names): the original code's first names (`timesFPN_*`), and the conv name
+# `.conv.` that stanlib used before it matched the authors' `.layers.`.
+OFFICIAL_ALIASES = [
+    (re.compile(r"(^|\.)timesFPN_(S_layers|T_layers|time_embed)(?=\.|$)"), r"\1STAN_\2"),
+    (re.compile(r"(^|\.)(STAN_T_layers\.\d+)\.conv\.(weight|bias)$"), r"\1\2.layers.\3"),
+]
+# tensors of the original code that its forward pass never uses: skipped with a note
+OFFICIAL_UNUSED = re.compile(r"(.*\.)?timesFPN_(pos_embed|cls_token)(\..*)?")
+
+
+def official_aliases(sd: Mapping[str, torch.Tensor], path: str | os.PathLike = "checkpoint") -> TensorDict:
+    """Rename the older spellings of the authors' keys (:data:`OFFICIAL_ALIASES`) to the current
+    ones and drop the tensors their code never uses (``timesFPN_pos_embed``, ``timesFPN_cls_token``),
+    with a warning that names them."""
+    out: TensorDict = {}
+    unused = []
+    for key, value in sd.items():
+        if OFFICIAL_UNUSED.fullmatch(key):
+            unused.append(key)
+            continue
+        for pattern, replacement in OFFICIAL_ALIASES:
+            key = pattern.sub(replacement, key)
+        if key in out:
+            raise KeyError(f"{path}: {key} appears under two names (an old and a new spelling); keep one")
+        out[key] = value
+    if unused:
+        warnings.warn(f"{path}: skipped {len(unused)} tensor(s) that the authors' code never uses: "
+                      f"{_preview(unused, 6)}", stacklevel=3)
+    return out
+
 
 def read_checkpoint(path: str | os.PathLike) -> Any:
     """Read a ``.safetensors`` / ``.pth`` file without running pickled code.
@@ -282,9 +313,7 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return _load_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:  # a class weights_only does not know: handled below
@@ -305,6 +334,18 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
     warnings.warn(f"{path}: {len(unsafe)} non-tensor object type(s) were read as inert placeholders "
                   f"(not imported, not run): {_preview(unsafe, 6)}", stacklevel=2)
     return obj
+
+
+def _load_safetensors(path: Path) -> TensorDict:
+    """Tensors of a ``.safetensors`` file; a damaged file is a ValueError that names it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"cannot read {path}: {err} (the file is truncated or not a safetensors file; "
+                         "copy or save it again)") from err
 
 
 class Placeholder(list):
@@ -359,9 +400,12 @@ def load_official(path: str | os.PathLike, *, logit_scale: Optional[float] = Non
     Everything the architecture needs is read from the keys: the CLIP size (widths, patch size,
     layer counts, image size -> a registered open_clip config such as ``ViT-B-32``), the depth K
     (number of ``STAN_S_layers`` / ``STAN_T_layers``) and the temporal module (``self_attn`` ->
-    ``"attn"``; ``conv`` -> ``"conv"``). A checkpoint with CLIP keys only is the authors' CLIP
-    mean-pooling baseline (``arch="meanpool"``). Every tensor is loaded; a key that is unknown,
-    missing or of the wrong shape is an error that lists it.
+    ``"attn"``; ``layers``, the authors' Conv3d, -> ``"conv"``). A checkpoint with CLIP keys only is
+    the authors' CLIP mean-pooling baseline (``arch="meanpool"``). Every tensor is loaded; a key that
+    is unknown, missing or of the wrong shape is an error that lists it. The original code's older
+    names (``timesFPN_S_layers``, ``timesFPN_T_layers``, ``timesFPN_time_embed``) and stanlib's
+    earlier conv name (``STAN_T_layers.{k}.conv``) are read too; ``timesFPN_pos_embed`` and
+    ``timesFPN_cls_token``, which that code never uses, are skipped with a warning.
 
     Not stored in their checkpoints, so given here (defaults: the MSR-VTT B/32 recipe values of
     :class:`~stanlib.STANConfig`): ``logit_scale`` (their ``tau=0.01`` -> 100; 50 for B/16),
@@ -376,7 +420,7 @@ def load_official(path: str | os.PathLike, *, logit_scale: Optional[float] = Non
 
     obj = read_checkpoint(path)
     sd = _unwrap_state_dict(obj, path)
-    sd = _drop_ignored(sd, ignore_keys, path)
+    sd = official_aliases(_drop_ignored(sd, ignore_keys, path), path)
     try:
         ours = OFFICIAL.to_ours(sd)
     except KeyError as err:
@@ -451,9 +495,9 @@ def export_official(model, path: str | os.PathLike) -> Path:
 
     Key names are those of docs/architecture.md section 9 (``backbone.layers.{i}.self_attn.q_proj.weight``,
     ``backbone.STAN_S_layers.{k}...``, ``backbone.STAN_T_layers.{k}.temporal_fc...``,
-    ``backbone.STAN_time_embed.weight``, ``text_backbone.text_model...``). The conv module uses
-    stanlib's names (``STAN_T_layers.{k}.conv`` etc.): the authors never released one; so do the
-    variants they never trained (``STAN_pos_embed``, ``STAN_fusion.{k}``, ``STAN_readout``, see
+    ``backbone.STAN_time_embed.weight``, ``text_backbone.text_model...``); the conv module's
+    Conv3d is ``STAN_T_layers.{k}.layers`` as in the authors' original code. The variants they
+    never trained use stanlib's names (``STAN_pos_embed``, ``STAN_fusion.{k}``, ``STAN_readout``, see
     ``STAN_BRANCH``), which also trigger a warning.
     ``meta["stanlib_config"]`` keeps the full config so :func:`load_official` rebuilds exactly;
     open_clip's unused ``logit_scale`` goes to ``meta["clip_logit_scale"]``.
@@ -709,14 +753,35 @@ def portable_config(model) -> dict:
 
 
 def _config_from_dict(data: Mapping, source: str):
+    """A :class:`~stanlib.STANConfig` from a dict; unknown fields and values of the wrong type are
+    errors that name ``source`` and the field."""
+    import typing
+
     from stanlib.model import STANConfig
 
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: expected a JSON object of config fields, got {type(data).__name__}")
     known = {f.name for f in fields(STANConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{source}: unknown config field(s) {unknown} (written by a newer stanlib?); "
                          f"known fields: {sorted(known)}")
-    return STANConfig(**dict(data))
+    hints = typing.get_type_hints(STANConfig)
+    for key, value in data.items():
+        hint = hints[key]
+        allowed = tuple(a for a in typing.get_args(hint) if a is not type(None)) or (hint,)
+        if value is None and type(None) in typing.get_args(hint):
+            continue
+        if not all(isinstance(a, type) for a in allowed):
+            continue  # a hint this check does not read (the model checks the value itself)
+        allowed = allowed + ((int,) if float in allowed else ()) + ((list,) if tuple in allowed else ())
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join(a.__name__ for a in allowed)
+            raise ValueError(f"{source}: field {key!r} must be {names}, got {type(value).__name__} {value!r}")
+    try:
+        return STANConfig(**dict(data))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: {err}") from None
 
 
 def save_pretrained(model, save_directory: str | os.PathLike, dtype: Optional[torch.dtype] = None) -> Path:
@@ -770,8 +835,6 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: Optional[str] = N
     Loading is strict: every tensor of the file must be a parameter/buffer of the rebuilt model
     and vice versa. Nothing is unpickled. Returns the model in eval mode on ``device``.
     """
-    from safetensors.torch import load_file
-
     from stanlib.model import STANModel
 
     folder = Path(name_or_path)
@@ -785,9 +848,20 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: Optional[str] = N
     for needed in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / needed).is_file():
             raise FileNotFoundError(f"{folder} has no {needed}; expected a folder written by save_pretrained")
-    config = _config_from_dict(json.loads((folder / CONFIG_NAME).read_text()), str(folder / CONFIG_NAME))
-    model = STANModel(config)
-    load_strict(model, load_file(str(folder / WEIGHTS_NAME)), str(folder / WEIGHTS_NAME))
+    config_path = folder / CONFIG_NAME
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path}: line {err.lineno} column {err.colno}: invalid JSON ({err.msg})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{config_path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    config = _config_from_dict(data, str(config_path))
+    try:
+        model = STANModel(config)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"{config_path}: cannot build the model it describes: "
+                         f"{err.args[0] if isinstance(err, KeyError) and err.args else err}") from None
+    load_strict(model, _load_safetensors(folder / WEIGHTS_NAME), str(folder / WEIGHTS_NAME))
     return model.to(device).eval()
 
 
