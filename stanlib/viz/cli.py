@@ -113,8 +113,23 @@ def cli_main(argv: list[str]) -> int:
     if not Path(args.video).is_file():
         print(f"stanlib attention: video not found: {args.video}", file=sys.stderr)
         return 2
-    model = load_model(args.checkpoint)
-    frames = load_clip(args.video, args.frames or model.config.num_frames, model.image_size)
+    from stanlib.data.video import VideoDecodeError
+    from stanlib.stan import MAX_FRAMES
+
+    if args.frames is not None and not 1 <= args.frames <= MAX_FRAMES:
+        print(f"stanlib attention: --frames {args.frames}: expected 1 to {MAX_FRAMES}", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.checkpoint)
+    except (OSError, KeyError, ValueError) as err:
+        print(f"stanlib attention: cannot load --checkpoint {args.checkpoint}: "
+              f"{err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        return 2
+    try:
+        frames = load_clip(args.video, args.frames or model.config.num_frames, model.image_size)
+    except (VideoDecodeError, ValueError) as err:
+        print(f"stanlib attention: {err}", file=sys.stderr)
+        return 2
     if args.text:
         with torch.no_grad():
             cos = model(frames, model.tokenize([args.text]))[0, 0] / model.logit_scale
