@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("stanlib.data.tools", "data check <dataset> / data bench / data compress"),
     "presets": ("stanlib.presets", "list training presets and their key values"),
     "train": ("stanlib.train", "train a model from a preset"),
-    "eval": ("stanlib.evaluate", "evaluate a checkpoint"),
+    "eval": ("stanlib.evaluate_checkpoint", "evaluate a checkpoint"),
     "attention": ("stanlib.viz.cli", "attention-map figures and GIF for one video"),
     "predict": ("stanlib.predict", "video + text -> similarity / class"),
     "convert": ("stanlib.weights", "convert checkpoints (authors' mmengine layout <-> stanlib)"),

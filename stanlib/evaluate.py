@@ -1,6 +1,7 @@
-"""Evaluation: retrieval and recognition metrics, DSL / QB-Norm re-ranking, and ``stanlib eval``.
+"""Evaluation: retrieval and recognition metrics, DSL / QB-Norm re-ranking, features from a model.
 
-Metric functions are pure tensor code (no model): give them a similarity matrix or logits.
+Metric functions are pure tensor code (no model): give them a similarity matrix or logits. Evaluating a
+training checkpoint (``stanlib eval``) is :mod:`stanlib.evaluate_checkpoint`.
 Conventions:
 
 - Similarity matrices are (num_captions, num_videos), rows = text queries. ``caption_video[c]`` is
@@ -17,13 +18,12 @@ Conventions:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from stanlib.distributed import dist_ready, gather_no_grad, init_distributed
+from stanlib.distributed import dist_ready, gather_no_grad
 
 RANK_CUTOFFS = (1, 5, 10)
 
@@ -411,122 +411,16 @@ def flatten_rows(rows: Sequence[dict]) -> dict[str, float]:
     return {f"{r['row']}/{k}": r[k] for r in rows for k in keys}
 
 
-# --------------------------------------------------------------------------- `stanlib eval`
-def load_trained(checkpoint: str, device="cpu"):
-    """``(model, head or None, config, ckpt)`` rebuilt from a stanlib training checkpoint."""
-    from stanlib.losses import RecognitionHead
-    from stanlib.model import STANConfig, STANModel
-    from stanlib.presets import Config
-    from stanlib.train import CheckpointError, load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    config = Config.from_dict(ckpt["config"])
-    model = STANModel(STANConfig(**{**ckpt["model_config"], "pretrained": None}))  # weights come from ckpt
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{checkpoint}: weights do not fit the saved model config: {err}") from err
-    head = None
-    if ckpt.get("head") is not None:
-        emb = ckpt["head"]["class_embeddings"]
-        head = RecognitionHead(emb, scale=config.logit_scale, linear=config.head == "linear")
-        head.load_state_dict(ckpt["head"])
-        head.to(device)
-    return model.to(device).eval(), head, config, ckpt
+# --------------------------------------------------------------------------- moved names
+_MOVED = {"cli_main": "stanlib.evaluate_checkpoint", "load_trained": "stanlib.evaluate_checkpoint"}
 
 
-def cli_main(argv: list[str]) -> int:
-    import argparse
-    import json
-    import sys
+def __getattr__(name: str):
+    """Deprecated aliases (PEP 562): ``stanlib eval`` moved to :mod:`stanlib.evaluate_checkpoint`."""
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-    parser = argparse.ArgumentParser(
-        prog="stanlib eval", description="Evaluate a checkpoint written by `stanlib train` on its test split.")
-    parser.add_argument("--checkpoint", required=True, help="last.pt or best.pt of a run")
-    parser.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
-    parser.add_argument("--split", help="split to evaluate (default: the run's val_split)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set test_views=3 --set num_workers=0")
-    parser.add_argument("--dsl", action="store_true", help="add transductive DSL rows (retrieval)")
-    parser.add_argument("--qb-norm", action="store_true",
-                        help="add a transductive QB-Norm row with the training captions as query bank")
-    parser.add_argument("--qb-beta", type=float, default=20.0)
-    parser.add_argument("--qb-k", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, help="clips per forward pass")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", help="write the metrics to this JSON file")
-    parser.add_argument("--confusion", help="recognition: save the confusion matrix figure here")
-    args = parser.parse_args(argv)
-    for output in (args.json, args.confusion):  # create output folders now, not after a long evaluation
-        if output:
-            try:
-                Path(output).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                print(f"stanlib eval: cannot create the folder of {output}: {err}", file=sys.stderr)
-                return 2
-
-    from stanlib.presets import apply_overrides
-    from stanlib.train import CheckpointError, build_datasets
-
-    info = init_distributed()
-    device = torch.device(args.device if args.device != "auto" else
-                          (f"cuda:{info.local_rank}" if torch.cuda.is_available() else "cpu"))
-    try:
-        model, head, config, ckpt = load_trained(args.checkpoint, device)
-        overrides = list(args.overrides) + ([f"data_root={args.data_root}"] if args.data_root else []) + \
-            ([f"val_split={args.split}"] if args.split else [])
-        config = apply_overrides(config, overrides)
-        splits = ("val", "train") if args.qb_norm and config.task == "retrieval" else ("val",)
-        data = build_datasets(config, model, splits)
-    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
-        print(f"stanlib eval: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
-        return 1
-    try:
-        return _run_eval(args, config, model, head, ckpt, data, device, info.rank == 0)
-    except RuntimeError as err:  # e.g. VideoDecodeError: a test video is missing or unreadable
-        if type(err).__name__ != "VideoDecodeError":
-            raise
-        print(f"stanlib eval: {err}. Evaluation needs every test video: run `stanlib data check`.",
-              file=sys.stderr)
-        return 1
-
-
-def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
-    import json
-
-    from stanlib.train import amp_settings
-
-    amp_dtype, _ = amp_settings(device, config.amp)
-    batch_size = args.batch_size or config.eval_batch_size or max(1, config.batch_size // config.grad_accum)
-    common = dict(batch_size=batch_size, device=device, num_workers=config.num_workers, amp_dtype=amp_dtype)
-    if config.task == "retrieval":
-        bank = data["train"].tokens() if args.qb_norm else None
-        rows, _ = evaluate_retrieval(model, data["val"], use_dsl=args.dsl, bank_tokens=bank,
-                                     qb_beta=args.qb_beta, qb_k=args.qb_k, **common)
-        metrics = flatten_rows(rows)
-        if main:
-            print(f"{config.name}: {len(data['val'])} videos, {len(data['val'].captions)} captions "
-                  f"({config.val_split})")
-            print(format_rows(rows))
-            if any(r["transductive"] for r in rows):
-                print("* transductive re-ranking (uses test-set / query-bank statistics): report separately")
-    else:
-        metrics, logits = evaluate_recognition(model, data["val"], head, **common)
-        if main:
-            ds = data["val"]
-            print(f"{config.name}: {len(ds)} clips, {len(ds.classes)} classes, {ds.num_views} view(s) "
-                  f"({config.val_split})")
-            print("  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-            if args.confusion:
-                preds = average_views(logits).argmax(dim=-1)
-                cm = confusion_matrix(preds, torch.as_tensor(ds.labels), len(ds.classes))
-                plot_confusion_matrix(cm, ds.classes, path=args.confusion)
-                print(f"confusion matrix: {args.confusion}")
-    saved = ckpt.get("state", {}).get("metrics") or {}
-    if main and saved:
-        same = all(abs(metrics.get(k, float("nan")) - v) < 1e-6 for k, v in saved.items())
-        print(f"metrics stored in the checkpoint (epoch {ckpt['state'].get('epoch')}): "
-              f"{'reproduced exactly' if same else 'DIFFERENT: ' + json.dumps(saved)}")
-    if main and args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "metrics": metrics}, indent=2) + "\n")
-    return 0
+        warnings.warn(f"stanlib.evaluate.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'stanlib.evaluate' has no attribute {name!r}")

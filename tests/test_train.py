@@ -414,7 +414,7 @@ def test_presets_command(capsys):
 
 def test_cli_train_then_eval_reproduces_metrics(tmp_path, capsys):
     from stanlib.data.synth import captions_task, write_task
-    from stanlib.evaluate import cli_main as eval_main
+    from stanlib.evaluate_checkpoint import cli_main as eval_main
     from stanlib.train import cli_main as train_main
 
     data = tmp_path / "captions"
