@@ -833,7 +833,7 @@ def gpu_suite(device: str = "cuda", quick: bool = False, repeats: int = 10, warm
               peak_tflops: Optional[float] = None,
               on_step: Optional[Callable[[list[tuple[str, list[Result]]], dict], None]] = None,
               ) -> tuple[list[tuple[str, list[Result]]], dict]:
-    """Everything worth measuring on a lent GPU, in one go (< 5 min on one H100-class card).
+    """Everything worth measuring on a GPU, in one go (< 5 min on one H100-class card).
 
     B/32 and B/16 at 8/12/16 frames (bf16, fused); fused vs explicit attention; fp32 vs bf16; gradient
     checkpointing memory (B/16 8 frames); torch.compile vs eager (B/32 12 frames). ``quick``: the tiny

@@ -16,11 +16,11 @@ branch single level, no cross-frame, no intra-frame; full = STAN-self).
 One compact training loop (:func:`train_model`) serves the experiments and ``stanlib demo``. It
 is not :class:`stanlib.train.Trainer` because that trainer is built around datasets that decode
 files through a DataLoader; here every clip already sits in memory as a uint8 tensor and batches
-are built from reversal twins (each clip next to its time reversal, +4 points in calibration).
+are built from reversal twins (each clip next to its time reversal; about +4 points in the recipe sweeps).
 It reuses the trainer's parameter groups (branch at 10x lr, no decay on norms/embeddings) and
 warm-up + cosine schedule, and the recognition head / InfoNCE / metrics of the shared modules.
 
-Recipe (calibrated, issue 9 and docs/experiments.md): frozen class vectors for recognition (a
+Recipe (chosen by the sweeps of docs/experiments.md section 2): frozen class vectors for recognition (a
 trainable text tower collapses each reversed pair's class embeddings; ``head="task"``: class-name
 text for appearance, fixed orthonormal vectors for the motion words the tiny CLIP never learnt), CLIP
 lr 5e-4 (fine-tuned: +5-8 points of direction over a frozen CLIP), branch lr 5e-3, short warm-up,
@@ -182,9 +182,9 @@ def recipe_overrides(recipe: Recipe, text: str) -> Recipe:
 
 QUICK = Recipe(steps=3, batch_size=4, num_frames=4, n_train=16, n_test=20, warmup=1)
 
-# Per-task changes to the default recipe, as the paper's recipes differ per dataset (spec section 7).
+# Per-task changes to the default recipe, as the paper's recipes differ per dataset (docs/architecture.md 7).
 # captions: batches of 32 clips (16 reversal pairs) and a branch lr of 3x CLIP's, not 10x: over 5 seeds
-# on an H100, R@1 67.8 -> 94.4; on this CPU 94.0 over 3 seeds (docs/experiments.md 2.7, tools/sweep_captions.py).
+# on a GPU, R@1 67.8 -> 94.4; on a CPU 94.0 over 3 seeds (docs/experiments.md 2.7, tools/sweep_captions.py).
 TASK_RECIPES: dict[str, dict] = {"captions": {"batch_size": 32, "lr_mult": 3.0}}
 
 

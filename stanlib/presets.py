@@ -279,7 +279,7 @@ for _cfg in (
     register(_cfg)
 
 # Tiny CPU presets on the synthetic world (`stanlib synth all --out data_samples/synth`).
-# Calibration (issue 9): CLIP lr 5e-4, branch 5e-3, short warm-up, frozen class-name embeddings,
+# Recipe (docs/experiments.md section 2): CLIP lr 5e-4, branch 5e-3, short warm-up, frozen class-name embeddings,
 # 8 frames of 64 px, batch 16, K=2; 15 epochs of 300 clips ~ 280 steps. They start from the bundled
 # tiny CLIP (`stanlib pretrain-tiny` writes it); `--set pretrained=none` starts from random weights.
 TINY_CLIP_WEIGHTS = "data_samples/tiny_clip/stan-tiny.safetensors"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Second lent-GPU call: chosen jobs only (arguments: NAME/TASK/ROW/SEED ...).
+# Like tools/device_sweep.sh, for chosen sweep jobs only (arguments: NAME/TASK/ROW/SEED ...).
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg

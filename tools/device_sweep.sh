@@ -1,6 +1,7 @@
 #!/bin/bash
-# One lent-GPU session (issues 8 and 9): the recipe sweep, then `stanlib bench gpu`.
-# Run from the repository root on the device machine with .whl (open_clip, ftfy, wcwidth wheels) carried.
+# On a GPU machine without internet: the teaching-world recipe sweep (tools/gpu_sweep.py), then
+# `stanlib bench gpu`; results under $OUT. Run from the repository root, with the wheels stanlib needs
+# beyond torch (open_clip, ftfy, wcwidth) in .whl/. Budgets: SWEEP_S, BENCH_S seconds; WORKERS runs.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site:$PWD || exit 1
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg

@@ -1,7 +1,8 @@
-"""Recipe sweep for the teaching world (issue 9) on a lent GPU: many short runs side by side.
+"""Recipe sweep for the teaching world on a GPU (or the CPU): many short runs side by side.
 
 Phase 1 trains STAN-self on the motion task under candidate recipes (3 seeds each), phase 2 takes
-the best recipe whose CPU cost fits the issue's budget and runs every row of every task with it.
+the best recipe whose CPU cost fits ``MAX_COST`` (~15 minutes of one CPU core) and runs every row
+of every task with it.
 Each run is :func:`stanlib.experiments.run_one` (the same code as ``stanlib experiments run``), so a
 recipe found here is re-measured on the CPU with one command. Results are appended to
 ``OUT/sweep.jsonl`` as they finish and summarised in ``OUT/sweep.md``.

@@ -1,4 +1,4 @@
-"""Issue 9 captions probes (docs/experiments.md 2.6): one demo-size captions run with recipe changes.
+"""Captions probes (docs/experiments.md 2.6): one demo-size captions run with recipe changes.
 
     RECIPE="verb_anchors=0.5 logit_scale=50" ROW=stan-self python tools/probe_captions.py SEED [STEPS]
     ANCHOR_SCALE=20 ...   the verb anchors' logit scale (default: the recipe's)

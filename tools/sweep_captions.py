@@ -1,4 +1,4 @@
-"""Issue 9 captions recipe sweep (docs/experiments.md 2.6): many (recipe variant, seed) full-size
+"""Captions recipe sweep (docs/experiments.md 2.7): many (recipe variant, seed) full-size
 captions runs in parallel worker processes, on a GPU or the CPU; one JSON line per finished run.
 
     python tools/sweep_captions.py --device cuda --workers 8 --seeds 0 1 2 --deadline 450 \\

@@ -11,7 +11,7 @@ A clip of one class played backwards is *exactly* (bit for bit, in memory) the c
 class with the same appearance. So a model that ignores frame order (mean pooling) can name the
 pair but must guess the direction: 50%. That is the gap STAN's temporal modelling should close.
 
-Design choices learnt from calibration (issue 9): a motion must change things *across 8x8
+Design choices (docs/experiments.md 2.4-2.5 measured them): a motion must change things *across 8x8
 patches*, not only inside one. Translations travel ~3-4 patches; a rotating shape carries a long
 "clock hand" that sweeps ~180 degrees from about 12 o'clock (a spinning circle alone is invisible,
 a spinning square is nearly so; from a random start angle no model learnt the direction);
@@ -115,7 +115,7 @@ IMAGE_RADIUS_RANGE = (0.09, 0.18)  # still images vary more (size words "small"/
 TRAVEL_RANGE = (0.40, 0.55)        # translation distance: 26-35 px = 3-4.5 patches of 8 px
 SWEEP_RANGE = (150.0, 210.0)       # rotation sweep in degrees
 # Bumped whenever the same spec draws render different clips: experiment caches key on it.
-# 1: first world; 2: rotations start near 12 o'clock (issue 9, docs/experiments.md 2.5).
+# 1: first world; 2: rotations start near 12 o'clock (docs/experiments.md 2.5).
 WORLD_VERSION = 2
 CLOCK_START = -90.0                # a clockwise clip's hand starts at 12 o'clock (angle 0 = 3 o'clock)...
 CLOCK_JITTER = 20.0                # ... +- this many degrees (see sample_spec: why not any angle)

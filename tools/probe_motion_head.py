@@ -1,7 +1,8 @@
-"""Issue 9 probes (docs/experiments.md 2.5): one demo-size STAN-self run on the motion task with a
-patched head or world. Results are cached by `run_one` under runs/probe/<tag>/results.
+"""Motion-task probes (docs/experiments.md 2.5): one demo-size STAN-self run on the motion task with
+the classifier's class vectors or the synthetic world patched. Results are cached by `run_one` under
+runs/probe/<tag>/results.
 
-    python tools/probe_issue9.py MODE SEED [STEPS]       # MODE: text | orth | whiten
+    python tools/probe_motion_head.py MODE SEED [STEPS]  # MODE: text | orth | whiten
     SWEEP=60,90  ...   rotation sweep range (degrees)
     RANDOM_ANGLE=1 ... rotation from any start angle (the world before the 12 o'clock start)
     HAND=2.4     ...   clock-hand length / radius
@@ -9,7 +10,7 @@ patched head or world. Results are cached by `run_one` under runs/probe/<tag>/re
     ROW=meanpool ...   another experiments row
 
 MODE text = the raw class-name embeddings (the paper's head), orth = fixed random orthonormal class
-vectors, whiten = the class-name embeddings centred and whitened (now `Recipe.head="equiangular"`).
+vectors, whiten = the class-name embeddings centred and whitened (the *equiangular* head of docs/experiments.md 2.5).
 """
 import sys, json, torch
 from dataclasses import replace
