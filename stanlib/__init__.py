@@ -6,12 +6,14 @@ Quick start::
     model = stanlib.create_model(clip="stan-tiny", temporal="attn", depth=2)
     emb = model.encode_video(frames)          # (B, T, 3, H, W) -> (B, E)
 
-Heavier parts (data, training, visualisation) are imported lazily on first use.
+The files stanlib ships (the tiny CLIP, a tiny trained STAN, sample clips) are found through
+:mod:`stanlib.assets`. Heavier parts (data, training, visualisation) are imported lazily on first use.
 """
 from __future__ import annotations
 
 import importlib
 
+from stanlib import assets
 from stanlib.clip import create_clip, list_clips
 from stanlib.model import STANConfig, STANModel, create_model
 from stanlib.tokenizer import get_tokenizer
@@ -37,4 +39,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'stanlib' has no attribute {name!r}")
 
 
-__all__ = ["STANConfig", "STANModel", "create_model", "create_clip", "list_clips", "get_tokenizer", *_LAZY]
+__all__ = ["STANConfig", "STANModel", "assets", "create_model", "create_clip", "list_clips", "get_tokenizer", *_LAZY]

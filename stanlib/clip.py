@@ -14,13 +14,15 @@ from typing import Optional
 import open_clip
 import torch
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+from stanlib import assets
+
+CONFIG_DIR = assets.CONFIGS
 open_clip.add_model_config(CONFIG_DIR)  # registers "stan-tiny" (64 px, patch 8, width 128, 4 layers)
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
-# The tiny teaching CLIP pretrained by `stanlib pretrain-tiny` ships with the repository:
-# create_clip("stan-tiny", pretrained="bundled") loads it.
-BUNDLED_TINY = Path(__file__).resolve().parents[1] / "data_samples" / "tiny_clip" / "stan-tiny.safetensors"
+# The tiny teaching CLIP pretrained by `stanlib pretrain-tiny` ships inside the package
+# (stanlib/assets/tiny_clip): create_clip("stan-tiny", pretrained="bundled") loads it.
+BUNDLED_TINY = assets.TINY_CLIP
 
 
 def list_clips() -> list[str]:
@@ -68,7 +70,7 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
         name: open_clip config (``ViT-B-32``, ``ViT-B-16``, ``ViT-L-14``, ``stan-tiny``...).
         pretrained: ``None`` (random init), an open_clip tag such as ``"openai"`` (downloads from
             the Hub), a path to a state dict / safetensors file in open_clip's key names, or
-            ``"bundled"`` for the repository's pretrained tiny teaching CLIP (``stan-tiny`` only).
+            ``"bundled"`` for the pretrained tiny teaching CLIP shipped with stanlib (``stan-tiny`` only).
         quick_gelu: force the activation; default: QuickGELU for ``"openai"`` weights (what OpenAI
             trained with), the config's own otherwise.
     """
@@ -84,8 +86,9 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
         if not name.startswith("stan-tiny"):
             raise ValueError(f"pretrained='bundled' exists only for stan-tiny, not {name}")
         if not BUNDLED_TINY.is_file():
-            raise FileNotFoundError(f"bundled tiny CLIP not found at {BUNDLED_TINY}; run `stanlib pretrain-tiny` "
-                                    "to create it (or use a clone of the repository that includes data_samples/)")
+            raise FileNotFoundError(f"bundled tiny CLIP not found at {BUNDLED_TINY}: this stanlib installation is "
+                                    "incomplete (reinstall stanlib), or create the weights with `stanlib pretrain-tiny "
+                                    "--out DIR` and pass pretrained='DIR/stan-tiny.safetensors'")
         pretrained = str(BUNDLED_TINY)
     # honour `with torch.device("meta"):` (FLOP counting without allocating weights)
     kwargs = dict(force_quick_gelu=quick_gelu, output_dict=False, device=torch.get_default_device())

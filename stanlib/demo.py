@@ -170,7 +170,7 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}", "task": "synthetic motion (stanlib.data.synth)",
                                "recipe": asdict(stan), "head": resolve_head(stan, "motion"),
                                "held_out": summary(results["STAN-self"]), "classes": list(data.classes)}
-    stan_model.save_pretrained(out / "stan_self", dtype=torch.float16)  # data_samples/tiny is such a model
+    stan_model.save_pretrained(out / "stan_self", dtype=torch.float16)  # stanlib/assets/tiny_stan is such a model
     report = {"results": results, "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "seed": seed,
                "recipes": {"mean pooling": asdict(meanpool), "STAN-self": asdict(stan)},
                "train_seconds": {k: r["seconds"] for k, r in records.items()},

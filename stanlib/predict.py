@@ -1,14 +1,15 @@
 """Inference on your own videos: "video + text -> score" and "video + class names -> class".
 
-The five lines (the README's example: the bundled tiny STAN-self on a bundled clip, run from the
-repository root; the tiny model knows only the class names it was trained with,
-``model.config.extra["classes"]``: its text tower never saw other motion words)::
+The five lines (the README's example: the bundled tiny STAN-self on a bundled clip, both shipped
+inside the package (:mod:`stanlib.assets`), so they run from any folder; the tiny model knows only
+the class names it was trained with, ``model.config.extra["classes"]``: its text tower never saw
+other motion words)::
 
     import stanlib
-    model = stanlib.from_pretrained("data_samples/tiny")
+    model = stanlib.from_pretrained(stanlib.assets.TINY_STAN)
     predictor = stanlib.Predictor(model)
-    print(predictor.similarity("data_samples/synth/motion/videos/402.mp4", ["Something fades out", "Something fades in"]))
-    print(predictor.classify("data_samples/synth/motion/videos/402.mp4", model.config.extra["classes"], topk=2))
+    print(predictor.similarity(stanlib.assets.video("402"), ["Something fades out", "Something fades in"]))
+    print(predictor.classify(stanlib.assets.video("402"), model.config.extra["classes"], topk=2))
 
 :class:`Predictor` applies the model's own test recipe, with the data pipeline's functions:
 decode (:func:`stanlib.data.video.open_video`), TSN test sampling of ``model.config.num_frames``
@@ -26,12 +27,12 @@ import argparse
 import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
+from stanlib import assets
 from stanlib.data.transforms import test_transform
 from stanlib.data.video import open_video, sample_indices
 from stanlib.losses import orthogonal_classes
@@ -39,7 +40,7 @@ from stanlib.losses import orthogonal_classes
 Video = Union[str, os.PathLike, torch.Tensor]
 
 # the bundled tiny teaching model (a save_pretrained folder), used when no checkpoint is given
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data_samples" / "tiny"
+DEFAULT_CHECKPOINT = assets.TINY_STAN
 
 
 class Predictor:

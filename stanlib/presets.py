@@ -278,11 +278,12 @@ for _cfg in (
 ):
     register(_cfg)
 
-# Tiny CPU presets on the synthetic world (`stanlib synth all --out data_samples/synth`).
-# Recipe (docs/experiments.md section 2): CLIP lr 5e-4, branch 5e-3, short warm-up, frozen class-name embeddings,
-# 8 frames of 64 px, batch 16, K=2; 15 epochs of 300 clips ~ 280 steps. They start from the bundled
-# tiny CLIP (`stanlib pretrain-tiny` writes it); `--set pretrained=none` starts from random weights.
-TINY_CLIP_WEIGHTS = "data_samples/tiny_clip/stan-tiny.safetensors"
+# Tiny CPU presets on the synthetic world (the repository's data_samples/synth; elsewhere write it with
+# `stanlib synth all --out data_samples/synth`). Recipe (docs/experiments.md section 2): CLIP lr 5e-4,
+# branch 5e-3, short warm-up, frozen class-name embeddings, 8 frames of 64 px, batch 16, K=2; 15 epochs
+# of 300 clips ~ 280 steps. They start from the tiny CLIP shipped with stanlib (`stanlib pretrain-tiny`
+# made it); `--set pretrained=none` starts from random weights.
+TINY_CLIP_WEIGHTS = "bundled"
 _TINY = dict(clip="stan-tiny", pretrained=TINY_CLIP_WEIGHTS, depth=2, num_frames=8, context_length=16,
              batch_size=16, recipe_batch=16, lr=5e-4, lr_mult=10.0, weight_decay=0.02, warmup_steps=10,
              epochs=15, num_workers=0, log_every=5, logit_scale=100.0)

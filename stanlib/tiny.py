@@ -17,15 +17,15 @@ After pretraining the model names colour x shape combinations it has never seen 
 ::
 
     stanlib pretrain-tiny --seed 0 --out runs/tiny_clip     # 3000 steps of 64 images
-    stanlib pretrain-tiny --evaluate data_samples/tiny_clip/stan-tiny.safetensors
+    stanlib pretrain-tiny --evaluate bundled          # the shipped weights
 
     import stanlib
     clip = stanlib.load_tiny()                  # the shipped weights (open_clip CLIP)
     model = stanlib.create_model("stan-tiny", pretrained="bundled", temporal="attn", depth=2)
 
 The shipped file was made by ``stanlib pretrain-tiny --seed 0 --steps 3000`` (then copied to
-``data_samples/tiny_clip``); its ``config.json`` records the command, the recipe, the zero-shot
-curve and the wall time. Colour is learnt within ~200 steps; shape (circle vs square, triangle
+``stanlib/assets/tiny_clip``, inside the package); its ``config.json`` records the command, the
+recipe, the zero-shot curve and the wall time. Colour is learnt within ~200 steps; shape (circle vs square, triangle
 vs cross, 6-11 px shapes under 8 px patches) is what takes the long tail of the training.
 """
 from __future__ import annotations
@@ -237,7 +237,7 @@ def cli_main(argv: list[str]) -> int:
                     help="fraction of each batch that is a motion storyboard (teaches the motion words)")
     ap.add_argument("--eval-every", type=int, default=200, help="steps between zero-shot evaluations")
     ap.add_argument("--out", default="runs/tiny_clip",
-                    help="output folder (the shipped model lives in data_samples/tiny_clip)")
+                    help="output folder (the shipped model lives in stanlib/assets/tiny_clip)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--evaluate", metavar="WEIGHTS", help="only measure the zero-shot accuracy of a weights file "
                                                           "or folder ('bundled' = the shipped one)")

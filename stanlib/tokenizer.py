@@ -34,7 +34,7 @@ TINY_VOCAB: tuple[str, ...] = (
 
 PAD, SOT, UNK = "<pad>", "<sot>", "<unk>"
 EOT = "<eot>"
-TINY_VOCAB_SIZE = 128  # must equal text_cfg.vocab_size of configs/stan-tiny.json
+TINY_VOCAB_SIZE = 128  # must equal text_cfg.vocab_size of assets/configs/stan-tiny.json
 
 Tokenizer = Callable[[Union[str, Sequence[str]]], torch.Tensor]
 

@@ -842,11 +842,14 @@ def live_curves(every: int = 10, metric: Optional[str] = None) -> Callback:
 
 # =========================================================================== building from a config
 def resolve_path(path: str) -> str:
-    """A relative path as given if it exists, else relative to the repository (``data_samples/...``)."""
+    """A relative path as given if it exists, else relative to the repository when stanlib runs from a
+    clone (the presets' ``data_samples/...``; :func:`stanlib.assets.repo_root`)."""
+    from stanlib.assets import repo_root
+
     if not path or os.path.isabs(path) or os.path.exists(path):
         return path
-    repo = Path(__file__).resolve().parents[1] / path
-    return str(repo) if repo.exists() else path
+    root = repo_root()
+    return str(root / path) if root is not None and (root / path).exists() else path
 
 
 def build_model(config: Config) -> nn.Module:
@@ -859,8 +862,8 @@ def build_model(config: Config) -> nn.Module:
         if not os.path.exists(pretrained):
             raise FileNotFoundError(
                 f"pretrained CLIP weights {config.pretrained!r} not found (preset {config.name!r}). "
-                "For the tiny presets run `stanlib pretrain-tiny` (or use --set pretrained=none to start "
-                "from random weights).")
+                "Pass an existing weights file, --set pretrained=bundled for the tiny CLIP shipped with stanlib "
+                "(stan-tiny only), or --set pretrained=none to start from random weights.")
     return create_model(clip=config.clip, pretrained=pretrained, temporal=config.temporal, depth=config.depth,
                         arch=config.arch, num_frames=config.num_frames, context_length=config.context_length,
                         logit_scale=config.logit_scale, learnable_logit_scale=config.learnable_logit_scale,
@@ -876,9 +879,11 @@ def build_datasets(config: Config, model: nn.Module, splits: Iterable[str] = ("t
 
     root = resolve_path(config.data_root)
     if not root or not os.path.isdir(root):
+        synth = (config.data_root or "").startswith("data_samples/synth/")
         raise FileNotFoundError(f"data root {config.data_root!r} (preset {config.name!r}) is not a folder. "
-                                "Pass --data-root DIR" + (" or run `stanlib synth all --out data_samples/synth`"
-                                                          if config.name.startswith("tiny") else ""))
+                                "Pass --data-root DIR" + (", or write the synthetic videos into the current folder "
+                                                          "with `stanlib synth all --out data_samples/synth` (a clone "
+                                                          "of the repository has them)" if synth else ""))
     common = dict(tokenizer=model.tokenizer, context_length=config.context_length, num_frames=config.num_frames,
                   image_size=model.image_size, **config.dataset_kwargs)
     out = {}

@@ -56,6 +56,16 @@ def test_notebook_has_figures_and_checked_facts(path):
     assert any("Exercises" in c.source for c in nb.cells if c.cell_type == "markdown"), f"{path.name}: no exercises"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_colab_badge_install_cell_and_gpu_come_from_pyproject(path):
+    """Fixed by `python tools/notebooks.py colab`: it rewrites every notebook's Colab badge, its install
+    cell (one Colab-only `%pip install "stanlib[notebooks] @ git+URL"`) and, for GPU_NOTEBOOKS, the
+    Colab accelerator metadata, all from the one URL of pyproject.toml's [project.urls]."""
+    found = tool.colab_problems(nbformat.read(path, as_version=4), path.name)
+    assert not found, (f"{path.name} is not Colab-ready; fix: python tools/notebooks.py colab\n  - "
+                       + "\n  - ".join(found))
+
+
 def test_readme_lists_every_notebook():
     readme = (REPO / "notebooks" / "README.md").read_text()
     for path in NOTEBOOKS:
@@ -65,7 +75,7 @@ def test_readme_lists_every_notebook():
 
 # ------------------------------------------------------------------ the checker itself catches what it should
 def _good_notebook(name: str = "99_example.ipynb") -> nbformat.NotebookNode:
-    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({tool.COLAB_URL.format(name=name)})"
+    badge = tool.colab_badge(name)
     cells = [
         nbformat.v4.new_markdown_cell(badge + "\n# Example"),
         nbformat.v4.new_code_cell('import sys\nif "google.colab" in sys.modules:\n    print("pip install stanlib")'),
@@ -156,6 +166,68 @@ def test_clean_strips_widgets_and_timings_but_keeps_outputs():
     assert cleaned.cells[-1].outputs[0]["text"] == "shape (2, 128)\n"
     assert "image/png" in cleaned.cells[-1].outputs[1]["data"]
     assert tool.WIDGET_STATE not in json.dumps(cleaned)
+
+
+# ------------------------------------------------------------------ Colab: one URL, one install line
+def _old_style_notebook(name: str = "99_example.ipynb") -> nbformat.NotebookNode:
+    """A notebook that clones the repository on Colab and points at another fork."""
+    nb = _good_notebook(name)
+    fork = f"https://colab.research.google.com/github/someone/fork/blob/main/notebooks/{name}"
+    nb.cells[0].source = f"[![Open In Colab]({tool.COLAB_BADGE_SVG})]({fork})\n# Example"
+    nb.cells[1].source = ('import os, sys\nif "google.colab" in sys.modules:\n'
+                          '    !git clone https://github.com/someone/fork /content/fork\n'
+                          '    !pip install -e /content/fork\n    sys.path.insert(0, "/content/fork")\n'
+                          '    os.chdir("/content/fork/notebooks")')
+    return nb
+
+
+def test_project_url_is_the_single_pyproject_url(tmp_path):
+    import tomllib
+
+    urls = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]
+    assert list(urls.values()) == [tool.project_url()]
+    assert tool.install_cell_source().endswith(f'%pip install -q "stanlib[notebooks] @ git+{tool.project_url()}"')
+    bad = tmp_path / "pyproject.toml"
+    bad.write_text('[project]\nname = "x"\n[project.urls]\nA = "https://github.com/a/b"\nB = "https://x.org"\n')
+    with pytest.raises(ValueError, match="exactly one URL"):
+        tool.project_url(bad)
+    bad.write_text('[project]\nname = "x"\n[project.urls]\nHome = "https://gitlab.com/a/b"\n')
+    with pytest.raises(ValueError, match="https://github.com/OWNER/REPO"):
+        tool.project_url(bad)
+
+
+@pytest.mark.parametrize("name", ["99_example.ipynb", tool.GPU_NOTEBOOKS[0]])
+def test_colab_rewrite_fixes_an_old_style_notebook(name):
+    nb = _old_style_notebook(name)
+    found = tool.colab_problems(nb, name)
+    assert any("Colab badge" in m for m in found) and any("install cell" in m for m in found)
+    assert any("sys.path.insert" in m or "git clone" in m for m in found)
+    assert all("python tools/notebooks.py colab" in m for m in found), found
+    fixed = tool.apply_colab(copy.deepcopy(nb), name)
+    assert tool.colab_problems(fixed, name) == []
+    assert tool.apply_colab(copy.deepcopy(fixed), name) == fixed, "the rewrite must be idempotent"
+    assert fixed.cells[0].source.startswith(tool.colab_badge(name)) and fixed.cells[0].source.endswith("# Example")
+    installs = [c for c in fixed.cells if c.cell_type == "code" and "pip install" in c.source]
+    assert len(installs) == 1 and "sys.path" not in installs[0].source and "chdir" not in installs[0].source
+    code = [c for c in fixed.cells if c.cell_type == "code"]
+    assert "parameters" in code[1].metadata["tags"], "the install cell stays right before the parameters cell"
+    gpu = name in tool.GPU_NOTEBOOKS
+    assert (fixed.metadata.get("accelerator") == "GPU") == gpu
+    assert (fixed.metadata.get("colab", {}).get("gpuType") == "T4") == gpu
+    assert tool._content_problems(fixed, name) == [], "the other hygiene rules must still accept it"
+
+
+def test_colab_rewrite_adds_missing_parts_and_drops_a_stray_gpu():
+    nb = _good_notebook()
+    del nb.cells[1]  # no install cell
+    nb.metadata["accelerator"] = "GPU"
+    nb.metadata["colab"] = {"gpuType": "T4", "provenance": []}
+    found = tool.colab_problems(nb, "99_example.ipynb")
+    assert any("install cell" in m for m in found) and any("asks Colab for a GPU" in m for m in found)
+    fixed = tool.apply_colab(nb, "99_example.ipynb")
+    assert tool.colab_problems(fixed, "99_example.ipynb") == []
+    assert fixed.metadata["colab"] == {"provenance": []} and "accelerator" not in fixed.metadata
+    assert fixed.cells[1].source == tool.install_cell_source()
 
 
 def test_percent_script_round_trip(tmp_path):

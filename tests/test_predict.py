@@ -5,6 +5,7 @@ import contextlib
 import io
 import re
 import textwrap
+from pathlib import Path
 
 import av
 import numpy as np
@@ -121,17 +122,18 @@ def test_bad_inputs_are_explained(model, tmp_path):
         predictor.similarity(torch.zeros(4, 64, 64, 3), ["a"])
 
 
-REPO = P.DEFAULT_CHECKPOINT.parent.parent
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_readme_five_line_example_runs(monkeypatch):
-    """The five lines of the README (= the module docstring) on the bundled model and clip."""
+def test_readme_five_line_example_runs(monkeypatch, tmp_path):
+    """The five lines of the README (= the module docstring) on the bundled model and clip, run
+    from a folder that holds nothing (the model and the clip ship inside the package)."""
     code = textwrap.dedent(P.__doc__.split("::", 1)[1].split("\n\n:class:")[0])
     lines = [ln for ln in code.strip().splitlines() if ln.strip()]
     assert len(lines) == 5 and lines[0] == "import stanlib"
     readme = (REPO / "README.md").read_text()
     assert all(ln in readme for ln in lines[1:]), "README example and stanlib/predict.py docstring differ"
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README example", "exec"), {})

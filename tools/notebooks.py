@@ -7,12 +7,19 @@
     python tools/notebooks.py run [NOTEBOOK ...]    # execute in place (CPU profile), clean, report times
     python tools/notebooks.py clean [NOTEBOOK ...]  # strip widget state and machine-specific metadata
     python tools/notebooks.py check [NOTEBOOK ...]  # the hygiene rules of tests/test_notebooks_hygiene.py
+    python tools/notebooks.py colab [NOTEBOOK ...]  # Colab badge, install cell, GPU metadata from pyproject.toml
 
 Without NOTEBOOK arguments every ``notebooks/*.ipynb`` is used. ``run`` executes with nbclient on a
 kernel of *this* Python (the venv that runs the script), from the notebook's folder, with
 ``HF_HUB_OFFLINE=1``; the notebook is saved with its outputs (the committed CPU-profile outputs) and
 then cleaned. The percent format is jupytext's: ``# %%`` starts a code cell, ``# %% [markdown]`` a
 markdown cell whose lines start with ``# ``; ``# %% tags=["parameters"]`` tags a cell.
+
+``colab`` rewrites, from the one project URL in ``pyproject.toml`` (``[project.urls]``), each
+notebook's Colab badge (first cell), its install cell (one ``%pip install`` of
+``stanlib[notebooks] @ git+URL``, run only on Colab) and its Colab accelerator metadata (a T4 GPU for
+the notebooks in :data:`GPU_NOTEBOOKS`, none for the others). ``check`` reports what ``colab``
+would change.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
-COLAB_URL = "https://colab.research.google.com/github/stanlib/stanlib/blob/main/notebooks/{name}"
+PYPROJECT = REPO / "pyproject.toml"
 MAX_BYTES = 2_000_000
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -38,6 +45,116 @@ KEEP_NOTEBOOK_META = ("kernelspec", "language_info", "colab", "accelerator")
 KEEP_CELL_META = ("tags",)
 # text that only makes sense on one machine
 MACHINE_PATTERNS = (r"/work/main", r"/home/[a-z_][\w-]*/", r"/Users/\w+", r"/tmp/[\w.-]+/", r"[A-Z]:\\\\Users")
+
+
+
+# ------------------------------------------------------------------------------------------ Colab
+COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
+# notebooks that want a GPU on Colab (they get accelerator metadata; the others run on a CPU runtime)
+GPU_NOTEBOOKS = ("07_colab_finetune.ipynb",)
+COLAB_GPU_META = {"accelerator": "GPU", "colab": {"gpuType": "T4"}}
+COLAB_FIX = "run `python tools/notebooks.py colab`"
+_BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
+
+
+def project_url(pyproject: Path = PYPROJECT) -> str:
+    """The project's URL: the one entry of ``[project.urls]`` in ``pyproject.toml``, a GitHub repository."""
+    import tomllib
+
+    urls = tomllib.loads(Path(pyproject).read_text())["project"].get("urls", {})
+    if len(urls) != 1:
+        raise ValueError(f"{pyproject}: [project.urls] must hold exactly one URL (the GitHub repository), "
+                         f"found {urls or 'none'}")
+    url = next(iter(urls.values())).rstrip("/")
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise ValueError(f"{pyproject}: [project.urls] holds {url!r}; Colab opens notebooks from GitHub, so it "
+                         "must be https://github.com/OWNER/REPO")
+    return url.removesuffix(".git")
+
+
+def colab_url(name: str, url: Optional[str] = None) -> str:
+    """The address that opens ``notebooks/<name>`` of the repository's main branch in Colab."""
+    repo = (url or project_url()).removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{repo}/blob/main/notebooks/{name}"
+
+
+def colab_badge(name: str, url: Optional[str] = None) -> str:
+    """The markdown "Open In Colab" badge of a notebook."""
+    return f"[![Open In Colab]({COLAB_BADGE_SVG})]({colab_url(name, url)})"
+
+
+def install_cell_source(url: Optional[str] = None) -> str:
+    """The notebooks' install cell: one ``%pip install`` of stanlib with the notebooks extra, Colab only."""
+    return ("# Colab only: install stanlib from GitHub (elsewhere this cell does nothing)\n"
+            "import sys\n"
+            "\n"
+            'if "google.colab" in sys.modules:\n'
+            f'    %pip install -q "stanlib[notebooks] @ git+{url or project_url()}"')
+
+
+def _is_install_cell(cell) -> bool:
+    return cell.cell_type == "code" and "pip install" in cell.source
+
+
+def apply_colab(nb: nbformat.NotebookNode, name: str, url: Optional[str] = None) -> nbformat.NotebookNode:
+    """Rewrite ``nb`` (in place, returned) for Colab from the project URL: the badge in the first
+    markdown cell, one install cell before the parameters cell, and the accelerator metadata."""
+    url = url or project_url()
+    badge = colab_badge(name, url)
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "markdown" and _BADGE.search(first.source):
+        first.source = _BADGE.sub(lambda _: badge, first.source, count=1)
+    elif first is not None and first.cell_type == "markdown":
+        first.source = badge + "\n\n" + first.source
+    else:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(badge))
+    installs = [k for k, c in enumerate(nb.cells) if _is_install_cell(c)]
+    if installs:
+        nb.cells[installs[0]].source = install_cell_source(url)
+        nb.cells[installs[0]].outputs = []
+        for k in reversed(installs[1:]):
+            del nb.cells[k]
+    else:
+        params = [k for k, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+        cell = nbformat.v4.new_code_cell(install_cell_source(url))
+        nb.cells.insert(params[0] if params else 1, cell)
+    if name in GPU_NOTEBOOKS:
+        nb.metadata["accelerator"] = COLAB_GPU_META["accelerator"]
+        nb.metadata["colab"] = {**nb.metadata.get("colab", {}), **COLAB_GPU_META["colab"]}
+    else:
+        nb.metadata.pop("accelerator", None)
+        colab = {k: v for k, v in nb.metadata.pop("colab", {}).items() if k != "gpuType"}
+        if colab:
+            nb.metadata["colab"] = colab
+    return nb
+
+
+def colab_problems(nb: nbformat.NotebookNode, name: str, url: Optional[str] = None) -> list[str]:
+    """What :func:`apply_colab` would change (empty list = the notebook is Colab-ready); every message
+    names the command that fixes it."""
+    url = url or project_url()
+    issues = []
+    badge = colab_badge(name, url)
+    first = nb.cells[0] if nb.cells else None
+    badges = _BADGE.findall(first.source) if first is not None and first.cell_type == "markdown" else []
+    if badges != [badge]:
+        issues.append(f"the first cell must hold the one Colab badge {badge} (found {badges or 'none'}): {COLAB_FIX}")
+    installs = [c for c in nb.cells if _is_install_cell(c)]
+    if len(installs) != 1 or installs[0].source != install_cell_source(url):
+        issues.append(f"need exactly one install cell, the Colab-only `%pip install` of stanlib from {url} "
+                      f"(found {len(installs)}, not in that form): {COLAB_FIX}")
+    for k, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        hack = re.search(r"sys\.path\.(insert|append)\(|os\.chdir\(|git clone", cell.source)
+        if hack:
+            issues.append(f"code cell {k} uses {hack.group(0)!r}: the installed package is all a notebook needs "
+                          f"(no clone, no path changes): {COLAB_FIX}")
+    gpu = {k: nb.metadata.get(k) for k in ("accelerator", "colab")}
+    if name in GPU_NOTEBOOKS:
+        if gpu["accelerator"] != "GPU" or (gpu["colab"] or {}).get("gpuType") != "T4":
+            issues.append(f"a GPU notebook needs Colab metadata {COLAB_GPU_META} (has {gpu}): {COLAB_FIX}")
+    elif gpu["accelerator"] is not None or "gpuType" in (gpu["colab"] or {}):
+        issues.append(f"asks Colab for a GPU ({gpu}) but is not in GPU_NOTEBOOKS of tools/notebooks.py: {COLAB_FIX}")
+    return issues
 
 
 # ------------------------------------------------------------------------------------------ build/export
@@ -206,7 +323,7 @@ def problems(path: Path) -> list[str]:
 def _content_problems(nb, name: str) -> list[str]:
     issues = []
     first = nb.cells[0] if nb.cells else None
-    badge = COLAB_URL.format(name=name)
+    badge = colab_url(name)
     if first is None or first.cell_type != "markdown" or badge not in first.source \
             or "colab-badge.svg" not in first.source:
         issues.append(f"the first cell must be markdown with the Colab badge linking to {badge}")
@@ -307,6 +424,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     c.add_argument("notebooks", nargs="*")
     k = sub.add_parser("check", help="hygiene rules (size, metadata, badge, parameters, imports...)")
     k.add_argument("notebooks", nargs="*")
+    g = sub.add_parser("colab", help="Colab badge, install cell and GPU metadata from pyproject's [project.urls]")
+    g.add_argument("notebooks", nargs="*")
     args = ap.parse_args(argv)
 
     if args.cmd == "build":
@@ -326,10 +445,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         for path in _targets(args.notebooks):
             nbformat.write(clean_notebook(nbformat.read(path, as_version=4)), path)
             print(f"cleaned {path.name}")
+    elif args.cmd == "colab":
+        url = project_url()
+        for path in _targets(args.notebooks):
+            nb = nbformat.read(path, as_version=4)
+            changes = colab_problems(nb, path.name, url)
+            if changes:
+                nbformat.write(apply_colab(nb, path.name, url), path)
+            print(f"{path.name}: " + (f"rewritten for Colab ({url})" if changes else "already Colab-ready"))
     else:
         bad = 0
         for path in _targets(args.notebooks):
-            found = problems(path)
+            found = problems(path) + colab_problems(nbformat.read(path, as_version=4), path.name)
             bad += bool(found)
             print(f"{path.name}: " + ("ok" if not found else "\n  - " + "\n  - ".join(found)))
         return 1 if bad else 0

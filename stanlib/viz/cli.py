@@ -20,7 +20,9 @@ from typing import Optional
 
 import torch
 
-BUNDLED_TINY = Path(__file__).resolve().parents[2] / "data_samples" / "tiny"
+from stanlib import assets
+
+BUNDLED_TINY = assets.TINY_STAN  # the tiny STAN-self shipped with stanlib (a save_pretrained folder)
 
 
 def load_model(checkpoint: Optional[str], clip: str = "stan-tiny", temporal: str = "attn"):
