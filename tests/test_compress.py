@@ -58,6 +58,9 @@ def test_bad_settings_name_the_value_and_the_fix():
         CompressSettings(fps=3, short_side=224, preset="quick")
     with pytest.raises(ValueError, match="crf must be in 0..51"):
         CompressSettings(fps=3, short_side=224, crf=80)
+    with pytest.raises(ValueError, match="unknown x264 tune 'fast'"):
+        CompressSettings(fps=3, short_side=224, tune="fast")
+    CompressSettings(fps=3, short_side=224, tune="fastdecode,zerolatency")  # x264 takes a comma list
 
 
 def test_layout_names_annotations_kept_and_bad_videos_reported(dataset: Path, tmp_path: Path):
@@ -148,12 +151,13 @@ def test_parallel_workers_give_the_same_result(dataset: Path, tmp_path: Path):
 
 def test_command_line_exit_codes_and_messages(dataset: Path, tmp_path: Path, capsys):
     dst = tmp_path / "dst"
-    args = ["compress", str(dataset), str(dst), "--fps", "10", "--short-side", "32", "--workers", "1"]
+    args = ["compress", str(dataset), str(dst), "--fps", "10", "--short-side", "32", "--workers", "1", "--tune", "none"]
     assert cli_main(args) == 0
     out = capsys.readouterr().out
     assert "compressed 3 videos" in out and "videos/broken.mp4" in out
     assert cli_main(args + ["--strict"]) == 1  # bad videos found (the good ones are already done)
     assert "3 already done" in capsys.readouterr().out
+    assert json.loads((dst / SETTINGS_FILE).read_text())["tune"] is None
     assert cli_main(["compress", str(tmp_path / "nope"), str(dst), "--fps", "3", "--short-side", "224"]) == 2
     assert "source folder" in capsys.readouterr().err
     assert cli_main(["compress", str(dataset), str(dataset / "out"), "--fps", "3", "--short-side", "224"]) == 2

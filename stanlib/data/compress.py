@@ -9,7 +9,8 @@ shorter side scaled to ``--short-side`` pixels, so later epochs decode far less.
 What it does, for every file under SRC:
 
 * **videos** (the extensions of :data:`stanlib.data.video.VIDEO_EXTENSIONS`) are decoded with PyAV
-  and written as H.264 in an MP4 container, video stream only (audio and subtitles are left out),
+  and written as H.264 in an MP4 container (x264 quality ``--crf 23``, ``--tune fastdecode`` so that
+  each later decode is cheaper), video stream only (audio and subtitles are left out),
   at the *same relative path and file name* as in SRC. Readers find videos by name, so the same
   ``build_dataset(name, DST, ...)`` call works on DST. A ``.webm``/``.avi`` name then holds MP4
   data: FFmpeg (decord and PyAV) recognises the container from the content, not the extension.
@@ -55,6 +56,7 @@ from .video import VIDEO_EXTENSIONS, VideoDecodeError, _decoding, _check_file
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 SETTINGS_FILE = ".stanlib_compress.json"
+X264_TUNES = ("fastdecode", "film", "animation", "grain", "stillimage", "psnr", "ssim", "zerolatency")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 PART_SUFFIX = ".part"
 
@@ -67,7 +69,9 @@ class CompressSettings:
     pixels of the shorter side after scaling (never enlarged; rounded down to even). ``crf``: x264
     quality, 0-51, lower is better and larger (23 is x264's default; 18 is visually lossless).
     ``preset``: x264 speed preset (``ultrafast`` ... ``veryslow``). ``gop``: frames between key frames
-    (None: about 2 seconds, ``round(2 * fps)``).
+    (None: about 2 seconds, ``round(2 * fps)``). ``tune``: x264 tuning; ``fastdecode`` (no CABAC, no
+    deblocking filter) makes decoding ~1.5x faster for ~25% larger files, which pays off when every
+    epoch decodes the videos again; None: x264's default.
     """
 
     fps: float
@@ -75,6 +79,7 @@ class CompressSettings:
     crf: int = 23
     preset: str = "fast"
     gop: Optional[int] = None
+    tune: Optional[str] = "fastdecode"
 
     def __post_init__(self):
         if not self.fps > 0:
@@ -85,6 +90,9 @@ class CompressSettings:
             raise ValueError(f"crf must be in 0..51, got {self.crf!r} (23 is x264's default)")
         if self.preset not in X264_PRESETS:
             raise ValueError(f"unknown x264 preset {self.preset!r}; use one of {', '.join(X264_PRESETS)}")
+        for part in (self.tune or "").split(","):
+            if part and part not in X264_TUNES:
+                raise ValueError(f"unknown x264 tune {part!r}; use one of {', '.join(X264_TUNES)} or none")
         if self.gop is not None and int(self.gop) < 1:
             raise ValueError(f"gop must be at least 1 frame, got {self.gop!r}")
 
@@ -158,7 +166,8 @@ def _encode(src: Path, source, stream, part: Path, out_fps: Fraction, src_fps: f
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.gop_size = settings.key_frame_interval(float(out_fps))
         video.codec_context.thread_count = 1
-        video.options = {"crf": str(int(settings.crf)), "preset": settings.preset}
+        video.options = {"crf": str(int(settings.crf)), "preset": settings.preset,
+                         **({"tune": settings.tune} if settings.tune else {})}
         slot = 0  # next output frame number; its time is slot / out_fps
         with _decoding(src, "decoding frames failed"):
             for frame in source.decode(stream):
@@ -341,12 +350,15 @@ def compress_main(argv: Sequence[str]) -> int:
     p.add_argument("--crf", type=int, default=23, help="x264 quality 0-51, lower is better/larger (default 23)")
     p.add_argument("--preset", default="fast", help="x264 speed preset (default fast)")
     p.add_argument("--gop", type=int, default=None, help="frames between key frames (default: 2 s of video)")
+    p.add_argument("--tune", default="fastdecode",
+                   help="x264 tuning (default fastdecode: ~1.5x faster decoding, ~25%% larger files; none: off)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     p.add_argument("--overwrite", action="store_true", help="re-encode videos that are already done")
     p.add_argument("--strict", action="store_true", help="exit with code 1 when a video was bad")
     args = p.parse_args(list(argv))
     try:
-        settings = CompressSettings(args.fps, args.short_side, args.crf, args.preset, args.gop)
+        tune = None if args.tune.lower() in ("none", "") else args.tune
+        settings = CompressSettings(args.fps, args.short_side, args.crf, args.preset, args.gop, tune)
         report = compress_dataset(args.src, args.dst, settings, args.workers, args.overwrite)
     except (ValueError, FileNotFoundError) as err:
         print(f"stanlib data compress: {err}", file=sys.stderr)
