@@ -40,6 +40,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -86,6 +87,10 @@ ROWS: dict[str, tuple[str, dict, bool]] = {
 }
 MAIN_ROWS = ("zero-shot", "meanpool", "seqtransf", "stan-conv", "stan-self")
 ABLATION_ROWS = ("meanpool", "posterior", "single-level", "no-cross-frame", "no-intra-frame", "stan-self")
+# Table 7: posterior (on CLIP's frame embeddings), intermediate (inside CLIP's blocks), branch (STAN)
+STRUCTURE_ROWS = ("meanpool", "seqtransf", "tdb", "st-adapter", "xclip-msg", "stan-self")
+# Table 8: which CLIP levels the branch reads (K = 2 of the tiny CLIP's 4 layers)
+LEVEL_ROWS = ("levels-3-4", "levels-2-4", "levels-1-2")
 # the committed result files of the default recipes (shipped with the package: the course reads them)
 RESULTS_DIR = Path(__file__).resolve().parent / "assets" / "experiments"
 DEFAULT_OUT = Path("runs/experiments")     # where your own runs go
@@ -583,7 +588,8 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
               "weights_sha1": weights_digest(recipe.pretrained),
               "metrics": metrics, "train_seconds": record["seconds"], "train_cpu_seconds": record.get("cpu_seconds", 0.0),
               "trainable": record.get("trainable", 0),
-              "loss": record["loss"], "torch_threads": torch.get_num_threads(), "device": _device_name(device)}
+              "loss": record["loss"], "torch_threads": torch.get_num_threads(), "device": _device_name(device),
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")
     if save_model is not None:
@@ -601,7 +607,22 @@ def _device_name(device: str) -> str:
         return torch.cuda.get_device_name(dev)
     import platform
 
-    return f"cpu ({platform.processor() or platform.machine()})"
+    model = ""
+    try:  # Linux: the CPU's model name ("AMD EPYC ...")
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"cpu ({model or platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def _versions() -> dict:
+    """Versions that can change a run's numbers."""
+    import platform
+
+    import stanlib
+
+    return {"stanlib": stanlib.__version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int],
@@ -684,6 +705,10 @@ def markdown_report(results: list[dict]) -> str:
                 ablations = [a for a in ABLATION_ROWS if a not in MAIN_ROWS or a == "stan-self"]
                 if any(r["task"] == task and r["row"] in ablations[:-1] for r in rs):
                     parts.append(f"**{task}** (Table 6 ablation)\n\n{results_table(rs, task, ABLATION_ROWS)}\n")
+                if any(r["task"] == task and r["row"] in ("tdb", "st-adapter", "xclip-msg") for r in rs):
+                    parts.append(f"**{task}** (Table 7 structures)\n\n{results_table(rs, task, STRUCTURE_ROWS)}\n")
+                if any(r["task"] == task and r["row"] in LEVEL_ROWS for r in rs):
+                    parts.append(f"**{task}** (Table 8 levels)\n\n{results_table(rs, task, LEVEL_ROWS)}\n")
     return "\n".join(parts)
 
 

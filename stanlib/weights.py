@@ -830,13 +830,18 @@ def _download(repo_id: str, revision: Optional[str]) -> Path:
 
 def from_pretrained(name_or_path: str | os.PathLike, revision: Optional[str] = None,
                     device: str | torch.device = "cpu"):
-    """Rebuild a model saved by :func:`save_pretrained` (a local folder or a Hub repo id ``"user/name"``).
+    """Rebuild a model saved by :func:`save_pretrained` (a local folder or a Hub repo id ``"user/name"``),
+    or a model of the teaching zoo by name (``"zoo:motion/stan-self"``, :mod:`stanlib.zoo`).
 
     Loading is strict: every tensor of the file must be a parameter/buffer of the rebuilt model
     and vice versa. Nothing is unpickled. Returns the model in eval mode on ``device``.
     """
     from stanlib.model import STANModel
 
+    if str(name_or_path).startswith("zoo:"):  # a trained model of the teaching zoo (stanlib.zoo)
+        from stanlib import zoo
+
+        return zoo.load(str(name_or_path), device=device)
     folder = Path(name_or_path)
     if not folder.exists():
         if not _REPO_ID.fullmatch(str(name_or_path)):

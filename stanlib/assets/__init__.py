@@ -128,3 +128,25 @@ def data_samples(*parts: str) -> Path:
     clone = f"git clone {project_url()}".strip()
     raise FileNotFoundError(f"{relative.as_posix()} is {where}. Either clone the repository "
                             f"({clone}) and use its {relative.as_posix()}, or {how}.")
+
+
+def synth_dataset(task: str, cache: Optional[Path] = None) -> Path:
+    """The synthetic teaching dataset ``task`` ("motion", "appearance", "captions") as files on disk:
+    the repository's ``data_samples/synth/<task>`` in a clone; otherwise (pip install, Colab) written
+    once with :mod:`stanlib.data.synth` into ``cache`` (default ``~/.cache/stanlib/synth/<task>``,
+    or ``$STANLIB_CACHE/synth/<task>``), which takes under a minute on a CPU."""
+    import os
+
+    root = repo_root()
+    if root is not None and (root / "data_samples" / "synth" / task / "videos").is_dir():
+        return root / "data_samples" / "synth" / task
+    from stanlib.data import synth
+
+    if task not in synth.TASKS:
+        raise ValueError(f"unknown synthetic task {task!r}; expected one of {list(synth.TASKS)}")
+    base = Path(cache) if cache else Path(os.environ.get("STANLIB_CACHE", Path.home() / ".cache" / "stanlib")) / "synth"
+    out = base / task
+    if not (out / "synth_meta.json").is_file():
+        print(f"writing the synthetic {task} videos to {out} (once; under a minute)")
+        synth.write_task(synth.TASKS[task](), out, overwrite=out.exists(), progress=False)
+    return out

@@ -20,7 +20,7 @@ def plot_pair_bars(per_pair: Mapping[str, Mapping[str, float]], pair_names: Sequ
     """Grouped bars: ``per_pair[model][pair]`` (a percentage) for every model and pair.
 
     The dashed line at ``chance`` is where a model blind to frame order must sit on reversal twins."""
-    fig = Figure(figsize=(max(6.0, 1.3 * len(pair_names) + 2), 3.4), dpi=100)
+    fig = Figure(figsize=(max(7.5, 1.3 * len(pair_names) + 3.5), 3.4), dpi=100)
     ax = fig.subplots()
     models = list(per_pair)
     width = 0.8 / max(1, len(models))
@@ -34,7 +34,7 @@ def plot_pair_bars(per_pair: Mapping[str, Mapping[str, float]], pair_names: Sequ
     ax.set_xticks(x, pair_names, fontsize=9)
     ax.set_ylim(0, 112)
     ax.set_ylabel(ylabel, fontsize=9)
-    ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -1,0 +1,51 @@
+"""The committed result files are the evidence of the README's numbers: the teaching table in the
+README equals what those files give, and every file is a well-formed run record."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from stanlib.experiments import MAIN_ROWS, RESULTS_DIR, TASK_KINDS, default_results, load_results, teaching_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_tool():
+    spec = importlib.util.spec_from_file_location("readme_table", REPO / "tools" / "readme_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_teaching_table_equals_the_committed_results():
+    tool = _readme_tool()
+    in_readme = tool.readme_block((REPO / "README.md").read_text())
+    assert in_readme == teaching_table(load_results(RESULTS_DIR)), (
+        "README's teaching table differs from the committed result files; run `python tools/readme_table.py --write`")
+
+
+def test_result_files_are_complete_run_records():
+    files = sorted((RESULTS_DIR / "results").glob("*.json"))
+    assert files, f"no committed result files under {RESULTS_DIR / 'results'}"
+    for f in files:
+        r = json.loads(f.read_text())
+        for key in ("task", "row", "seed", "recipe", "recipe_key", "metrics", "train_seconds", "device"):
+            assert key in r, f"{f.name}: no {key!r}"
+        assert f.name == f"{r['task']}__{r['row']}__seed{r['seed']}__{r['recipe_key']}.json", f.name
+
+
+def test_every_main_row_has_default_recipe_results_on_motion():
+    runs = default_results(load_results(RESULTS_DIR))
+    missing = [row for row in MAIN_ROWS if ("motion", row) not in runs]
+    assert not missing, f"no committed motion results for rows {missing}"
+    assert set(t for t, _ in runs) == set(TASK_KINDS)
+
+
+def test_order_blind_rows_sit_exactly_at_chance():
+    """Mean pooling's direction (motion) and twin accuracy (captions) are 50% by construction."""
+    runs = default_results(load_results(RESULTS_DIR))
+    for r in runs.get(("motion", "meanpool"), []):
+        assert r["metrics"]["direction"] == pytest.approx(50.0)
+    for r in runs.get(("captions", "meanpool"), []):
+        assert r["metrics"]["twin"] == pytest.approx(50.0)
