@@ -19,7 +19,7 @@ run cut short keeps what was measured; a markdown summary is written beside it a
    sampling, random resized crop to 224 px) in a DataLoader with one worker per CPU, pinned memory
    and non-blocking copies to the GPU, on raw vs compressed videos, beside the train step's clips/s;
 4. **notebook**: every code cell of ``notebooks/07_colab_finetune.ipynb`` in its GPU profile, executed
-   in this process (IPython magics left out, ``display`` saves the figure), each cell's time, output
+   in this process (IPython magics skipped, ``display`` saves the figure), each cell's time, output
    and error recorded. The notebook file is not changed: two cells are added in memory, a parameters
    cell after the notebook's own (``PROFILE="gpu"``, the compressed data, ``STEPS``, ``BATCH``) and,
    after the imports, a wrapper that appends ``pretrained=none`` to the notebook's config overrides
@@ -28,7 +28,7 @@ run cut short keeps what was measured; a markdown summary is written beside it a
 5. **train step with torch.compile** (inductor; ``--dry-run``: aot_eager), best eager batch first, as long
    as the time budget lasts (``--budget-s``).
 
-On a lent GPU machine without a package index, carry wheels of ``av``, ``open_clip_torch``, ``ftfy`` and
+On a GPU machine without a package index, carry wheels of ``av``, ``open_clip_torch``, ``ftfy`` and
 ``wcwidth`` in ``.whl/`` (decord is optional: without it every reader uses PyAV) and start with
 ``python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD``.
 """
@@ -371,8 +371,10 @@ def run_notebook(report: Report, params: dict, overrides: list[str], folder: Pat
                 if failed:
                     entry["cells"].append({"cell": label, "status": "not run"})
                     continue
-                kept = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-                dropped = [ln for ln in source.splitlines() if ln.lstrip().startswith(("%", "!"))]
+                # IPython magics and shell lines (%matplotlib, %pip, !cmd) become `pass`, keeping any block valid
+                magic = lambda ln: ln.lstrip().startswith(("%", "!"))  # noqa: E731
+                kept = [ln[:len(ln) - len(ln.lstrip())] + "pass" if magic(ln) else ln for ln in source.splitlines()]
+                dropped = [ln.strip() for ln in source.splitlines() if magic(ln)]
                 tee = _Tee(sys.stdout)
                 t0 = time.perf_counter()
                 status, error = "ok", None
@@ -547,7 +549,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                  if r.get("clips_per_s") and not r.get("checkpointing")}
         order = {m: sorted(sizes["batches"], key=lambda b: b != eager[m]["batch"]) if m in eager else sizes["batches"]
                  for m in sizes["models"]}
-        models = sorted(sizes["models"], key=lambda m: m[0] != "ViT-B-16")  # the issue's MFU target first
+        models = sorted(sizes["models"], key=lambda m: m[0] != "ViT-B-16")  # B/16 first: its MFU is the headline
         train_rows(report, sizes, device, models, order, compiled=True, left=left, need_s=need["compile"])
 
     report.data["summary"] = summarise(report.data)
