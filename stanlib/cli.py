@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain-tiny": ("stanlib.tiny", "pretrain the tiny teaching CLIP on synthetic images"),
     "experiments": ("stanlib.experiments", "run the miniature paper experiments"),
     "demo": ("stanlib.demo", "the main job: mean pooling vs STAN on the motion task"),
+    "vocab": ("stanlib.tokenizer", "the tiny CLIP's vocabulary; check texts for unknown words"),
 }
 
 

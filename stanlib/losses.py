@@ -89,14 +89,21 @@ class ContrastiveLoss(nn.Module):
 # --------------------------------------------------------------------------- recognition
 @torch.no_grad()
 def class_text_embeddings(model: nn.Module, class_names: list[str], template: str = "{}",
-                          batch_size: int = 256) -> torch.Tensor:
+                          batch_size: int = 256, warn_unknown: bool = True) -> torch.Tensor:
     """L2-normalised text embeddings (C, E) of ``template.format(name)`` for every class name.
 
     Uses ``model.tokenize`` and ``model.encode_text`` (the STANModel API) in eval mode, without
-    gradient: the classifier is frozen, as in the STAN recipe.
+    gradient: the classifier is frozen, as in the STAN recipe. With ``warn_unknown`` (default), class
+    names holding words that ``model.tokenizer`` maps to ``<unk>`` (the tiny CLIP's word-level
+    vocabulary) raise a warning that names the words: such classes may embed identically.
     """
     if not class_names:
         raise ValueError("class_text_embeddings: empty list of class names")
+    tokenizer = getattr(model, "tokenizer", None)
+    if warn_unknown and tokenizer is not None:
+        from stanlib.tokenizer import check_words
+
+        check_words([template.format(name) for name in class_names], tokenizer, "the class names", allow=True)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -98,6 +98,8 @@ class Config:
     # ---- recognition head
     head: str = "text"                      # "text": frozen class-name embeddings | "linear"
     class_prompt: str = "{}"                # text template for class names
+    allow_unknown_words: bool = False       # class names / captions with words the tokenizer maps to <unk>:
+                                            # warn instead of stopping (the tiny CLIP's word-level vocabulary)
     label_smoothing: float = 0.0
     freeze_text: bool = False               # freeze CLIP's text tower (recognition presets: True)
     # ---- optimisation

@@ -7,7 +7,9 @@ the largest id in the vocabulary: we put it last, as CLIP's BPE vocabulary does.
 """
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from typing import Callable, Sequence, Union
 
 import torch
@@ -64,6 +66,26 @@ class WordTokenizer:
             out.append(self.ids.get(word, self.ids[UNK]))
         return out
 
+    def unknown(self, texts: Union[str, Sequence[str]]) -> list[str]:
+        """Words of ``texts`` outside the vocabulary (each once, in order of first appearance)."""
+        texts = [texts] if isinstance(texts, str) else texts
+        out: dict[str, None] = {}
+        for text in texts:
+            for word in re.findall(r"[a-z]+", str(text).lower()):
+                if word not in self.ids:
+                    out[word] = None
+        return list(out)
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The known words, in id order (the special tokens left out)."""
+        return [w for i, w in sorted(self.words.items()) if w not in (PAD, SOT, UNK, EOT)]
+
+    def __repr__(self) -> str:
+        if self.vocabulary == list(TINY_VOCAB):
+            return f"the stan-tiny word-level tokenizer ({len(TINY_VOCAB)} words, stanlib.tokenizer.TINY_VOCAB)"
+        return f"a word-level tokenizer of {len(self.vocabulary)} words"
+
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self.words[int(i)] for i in ids if int(i) not in (0, 1, self.eot_id))
 
@@ -89,6 +111,9 @@ class ClipTokenizer:
     def __call__(self, texts: Union[str, Sequence[str]], context_length: int | None = None) -> torch.Tensor:
         return self._tok(texts, context_length=context_length or self.context_length)
 
+    def __repr__(self) -> str:
+        return f"open_clip's BPE tokenizer ({type(self._tok).__name__})"
+
 
 def get_tokenizer(clip_name: str, context_length: int | None = None) -> Tokenizer:
     """The tokenizer that matches a CLIP config name (``stan-tiny`` -> word-level, else open_clip BPE).
@@ -99,3 +124,111 @@ def get_tokenizer(clip_name: str, context_length: int | None = None) -> Tokenize
     if clip_name.startswith("stan-tiny"):
         return WordTokenizer(context_length=context_length or 16)
     return ClipTokenizer(clip_name, context_length or 77)
+
+
+# --------------------------------------------------------------------------- unknown words
+class UnknownWordsError(ValueError):
+    """Texts hold words that the tokenizer maps to ``<unk>``; ``words`` lists them."""
+
+    def __init__(self, message: str, words: Sequence[str]):
+        super().__init__(message)
+        self.words = list(words)
+
+
+def _resolve(tokenizer) -> object:
+    """A tokenizer object from a tokenizer, a model with ``.tokenizer`` or a CLIP config name."""
+    if isinstance(tokenizer, str):
+        return get_tokenizer(tokenizer)
+    inner = getattr(tokenizer, "tokenizer", None)  # a STANModel or a dataset
+    return inner if inner is not None and callable(inner) else tokenizer
+
+
+def unknown_words(texts: Union[str, Sequence[str]], tokenizer) -> list[str]:
+    """The words of ``texts`` that ``tokenizer`` maps to ``<unk>``, each once, in order of appearance.
+
+    ``tokenizer`` is a tokenizer, a model or dataset with a ``.tokenizer``, or a CLIP config name.
+    Only word-level tokenizers (the tiny CLIP's) have unknown words: open_clip's BPE tokenizers
+    spell any word with sub-word pieces, so for them (and any other callable) the answer is ``[]``.
+    """
+    tokenizer = _resolve(tokenizer)
+    return tokenizer.unknown(texts) if isinstance(tokenizer, WordTokenizer) else []
+
+
+def vocabulary(tokenizer="stan-tiny") -> list[str] | None:
+    """The known words of a word-level tokenizer (default: the tiny CLIP's); None for BPE tokenizers,
+    which know every word."""
+    tokenizer = _resolve(tokenizer)
+    return tokenizer.vocabulary if isinstance(tokenizer, WordTokenizer) else None
+
+
+def describe_tokenizer(tokenizer) -> str:
+    """A short readable name of a tokenizer for messages."""
+    tokenizer = _resolve(tokenizer)
+    if isinstance(tokenizer, (WordTokenizer, ClipTokenizer)):
+        return repr(tokenizer)
+    return f"tokenizer {getattr(tokenizer, '__name__', type(tokenizer).__name__)}"
+
+
+def unknown_words_message(words: Sequence[str], tokenizer, where: str = "the texts", *,
+                          allow_hint: bool = True) -> str:
+    """One message naming the unknown words, the tokenizer, and the ways out (``allow_hint``: also
+    the training option that accepts them)."""
+    shown = ", ".join(repr(w) for w in words[:20]) + (f" and {len(words) - 20} more" if len(words) > 20 else "")
+    return (f"{where} use {len(words)} word(s) that {describe_tokenizer(tokenizer)} does not know: {shown}. "
+            "Each becomes <unk>, so texts that differ only in these words embed identically. Use words of "
+            "the vocabulary (`stanlib vocab` lists them, so does stanlib.tokenizer.vocabulary()) or extend it "
+            "(docs/architecture.md section 7.1)"
+            + (", or accept the <unk> tokens with `--set allow_unknown_words=true` (Config.allow_unknown_words)."
+               if allow_hint else "."))
+
+
+def check_words(texts: Union[str, Sequence[str]], tokenizer, where: str = "the texts", *,
+                allow: bool = False) -> list[str]:
+    """Find the unknown words of ``texts``: raise :class:`UnknownWordsError` naming them (or, with
+    ``allow=True``, warn) and return them."""
+    words = unknown_words(texts, tokenizer)
+    if words:
+        message = unknown_words_message(words, tokenizer, where, allow_hint=not allow)
+        if not allow:
+            raise UnknownWordsError(message, words)
+        import warnings
+
+        warnings.warn(message, stacklevel=2)
+    return words
+
+
+# --------------------------------------------------------------------------- `stanlib vocab`
+def cli_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stanlib vocab", description="List the words the tiny CLIP's tokenizer knows, or check texts "
+        "(class names, captions) for words it would turn into <unk>.")
+    parser.add_argument("texts", nargs="*", help="texts to check; none: print the vocabulary")
+    parser.add_argument("--clip", default="stan-tiny", help="CLIP config name (default stan-tiny)")
+    parser.add_argument("--file", help="a text file to check, one text per line (e.g. a class list)")
+    args = parser.parse_args(argv)
+    try:
+        tokenizer = get_tokenizer(args.clip)
+    except Exception as err:  # open_clip raises several types for unknown names
+        print(f"stanlib vocab: --clip {args.clip!r}: {err}", file=sys.stderr)
+        return 2
+    texts = list(args.texts)
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                texts += [line.strip() for line in f if line.strip()]
+        except OSError as err:
+            print(f"stanlib vocab: --file {args.file!r}: {err.strerror}", file=sys.stderr)
+            return 2
+    if not texts:
+        words = vocabulary(tokenizer)
+        if words is None:
+            print(f"{describe_tokenizer(tokenizer)}: every word is known (sub-word pieces)")
+        else:
+            print(f"{describe_tokenizer(tokenizer)}:\n" + " ".join(words))
+        return 0
+    words = unknown_words(texts, tokenizer)
+    if words:
+        print(unknown_words_message(words, tokenizer, f"{len(texts)} text(s)", allow_hint=False))
+        return 1
+    print(f"all words of {len(texts)} text(s) are known to {describe_tokenizer(tokenizer)}")
+    return 0

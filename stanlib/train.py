@@ -380,6 +380,7 @@ class Trainer:
         self._freeze_unused(model)
         if config.grad_checkpointing:
             model.set_grad_checkpointing(True)
+        self._check_vocabulary(class_names)
         self.head, class_tokens = self._build_head(class_names)
         self.module = TrainModule(self.model, self.head, class_tokens).to(self.device)
         self.ddp = None
@@ -426,13 +427,33 @@ class Trainer:
                 if not name.startswith("visual."):
                     p.requires_grad_(False)
 
+    def _check_vocabulary(self, class_names) -> None:
+        """Class names (recognition) and captions (retrieval, both splits) with words the tokenizer maps
+        to ``<unk>``: :class:`stanlib.tokenizer.UnknownWordsError` naming them, or a warning with
+        ``config.allow_unknown_words``. BPE tokenizers know every word: nothing to check."""
+        from stanlib.tokenizer import check_words
+
+        allow = self.config.allow_unknown_words
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if self.config.task == "recognition":
+            names = class_names if class_names is not None else getattr(self.train_set, "classes", None)
+            if names and tokenizer is not None:
+                prompts = [self.config.class_prompt.format(n) for n in names]
+                check_words(prompts, tokenizer, "the class names", allow=allow)
+            return
+        for split, dataset in (("training", self.train_set), ("validation", self.val_set)):
+            captions = getattr(dataset, "captions", None)
+            tok = getattr(dataset, "tokenizer", None) or tokenizer
+            if captions and tok is not None:
+                check_words(captions, tok, f"the {split} captions", allow=allow)
+
     def _build_head(self, class_names) -> tuple[Optional[RecognitionHead], Optional[torch.Tensor]]:
         if self.config.task != "recognition":
             return None, None
         names = list(class_names if class_names is not None else getattr(self.train_set, "classes", []))
         if not names:
             raise ValueError("recognition needs class names: pass class_names= or a dataset with .classes")
-        emb = class_text_embeddings(self.model, names, self.config.class_prompt)
+        emb = class_text_embeddings(self.model, names, self.config.class_prompt, warn_unknown=False)
         head = RecognitionHead(emb, scale=self.config.logit_scale, linear=self.config.head == "linear",
                                label_smoothing=self.config.label_smoothing).to(self.device)
         self.class_names = names
@@ -553,7 +574,7 @@ class Trainer:
             return flatten_rows(rows)
         if self.head is not None and self.module.class_tokens is not None:  # trainable text: refresh classes
             self.head.class_embeddings.copy_(class_text_embeddings(self.model, self.class_names,
-                                                                   self.config.class_prompt))
+                                                                   self.config.class_prompt, warn_unknown=False))
         metrics, logits = evaluate_recognition(self.model, dataset, self.head, **common)
         self.last_logits = logits
         return metrics
