@@ -199,6 +199,72 @@ def recognition_metrics(logits: torch.Tensor, labels: torch.Tensor, topk: Sequen
             for k in topk}
 
 
+def twin_scores(logits: torch.Tensor, labels: torch.Tensor, twin_index: Optional[Sequence[int]] = None,
+                class_twin: Optional[Sequence[int]] = None) -> dict[str, torch.Tensor]:
+    """Per clip: the class its time reversal belongs to, and the scores of both classes.
+
+    The partner class of clip i is the class of its twin clip ``labels[twin_index[i]]`` when it has
+    one (``twin_index[i] >= 0``), else ``class_twin[labels[i]]`` when the classes come in declared
+    reversal pairs (``-1``: none), else -1. Scores are the class probabilities (softmax, averaged
+    over views, as for top-1). Returns ``{"partner", "own", "twin", "correct"}`` (N,) tensors; ``twin``
+    is NaN and ``correct`` False where there is no partner. ``correct``: own score strictly above the
+    partner's (a tie counts as wrong).
+    """
+    probs = average_views(logits)
+    n, num_classes = probs.shape
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if labels.shape != (n,):
+        raise ValueError(f"labels {tuple(labels.shape)} do not match {n} predictions")
+    partner = torch.full((n,), -1, dtype=torch.long)
+    if class_twin is not None:
+        class_twin = torch.as_tensor(class_twin, dtype=torch.long)
+        if class_twin.shape != (num_classes,) or (class_twin >= num_classes).any() or (class_twin < -1).any():
+            raise ValueError(f"class_twin must hold one class in [-1, {num_classes}) per class, got shape "
+                             f"{tuple(class_twin.shape)}")
+        partner = class_twin[labels]
+    if twin_index is not None:
+        twin_index = torch.as_tensor(twin_index, dtype=torch.long)
+        if twin_index.shape != (n,) or (twin_index >= n).any() or (twin_index < -1).any():
+            raise ValueError(f"twin_index must hold one clip index in [-1, {n}) per clip, got shape "
+                             f"{tuple(twin_index.shape)}")
+        has = twin_index >= 0
+        partner = torch.where(has, labels[twin_index.clamp(min=0)], partner)
+    own = probs.gather(1, labels[:, None])[:, 0]
+    twin = torch.where(partner >= 0, probs.gather(1, partner.clamp(min=0)[:, None])[:, 0],
+                       torch.full_like(own, float("nan")))
+    return {"partner": partner, "own": own, "twin": twin, "correct": (partner >= 0) & (own > twin)}
+
+
+def direction_metrics_from_twins(logits: torch.Tensor, labels: torch.Tensor,
+                                 twin_index: Optional[Sequence[int]] = None,
+                                 class_twin: Optional[Sequence[int]] = None,
+                                 class_names: Optional[Sequence[str]] = None) -> dict:
+    """Direction accuracy (percent): a clip counts when its own class scores strictly above the class of
+    its time reversal (ties count as wrong), over the clips that have a declared twin (or a class twin).
+
+    ``twin_index[i]``: index of clip i's time-reversed twin (-1: none); ``class_twin[c]``: the class
+    that reverses class c (-1: none), used for clips without a twin clip (see :func:`twin_scores`).
+    An order-blind model scores a clip and its reversal identically, so on a set of twins at most one
+    of the two is right: exactly 50% without ties. Returns ``{"direction", "n", "per_pair"}``;
+    ``per_pair`` maps ``"class A / class B"`` (lower class id first) to ``{"direction", "n"}``.
+    """
+    scores = twin_scores(logits, labels, twin_index, class_twin)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    mask = scores["partner"] >= 0
+    if not mask.any():
+        raise ValueError("no clip has a declared twin (twin_index) or a reversal class (class_twin): "
+                         "declare twins in the dataset to measure direction")
+    correct = scores["correct"].float()
+    name = (lambda c: class_names[c]) if class_names is not None else str
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for i in mask.nonzero()[:, 0].tolist():
+        a, b = int(labels[i]), int(scores["partner"][i])
+        pairs.setdefault((min(a, b), max(a, b)), []).append(i)
+    per_pair = {f"{name(a)} / {name(b)}": {"direction": 100.0 * float(correct[idx].mean()), "n": len(idx)}
+                for (a, b), idx in sorted(pairs.items())}
+    return {"direction": 100.0 * float(correct[mask].mean()), "n": int(mask.sum()), "per_pair": per_pair}
+
+
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(C, C) counts: row = true class, column = predicted class."""
     preds = torch.as_tensor(preds, dtype=torch.long).flatten()
@@ -395,14 +461,23 @@ def evaluate_retrieval(model, dataset, *, batch_size: int = 16, device=None, num
 @torch.no_grad()
 def evaluate_recognition(model, dataset, head, *, batch_size: int = 16, device=None, num_workers: int = 0,
                          amp_dtype: Optional[torch.dtype] = None, collate_fn=None) -> tuple[dict, torch.Tensor]:
-    """Top-1/top-5 (multi-view softmax averaging) of ``model`` + ``head`` on a ``VideoLabelDataset``.
+    """Top-1/top-5 (multi-view softmax averaging) of ``model`` + ``head`` on a ``VideoLabelDataset``,
+    and ``direction`` (:func:`direction_metrics_from_twins`) when the dataset declares ``twins``.
 
     Returns ``(metrics, logits)`` with logits (N, C) or (N, views, C) in dataset order.
     """
     logits = encode_videos(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
                            amp_dtype=amp_dtype, collate_fn=collate_fn, head=head, desc="clips")
     labels = torch.as_tensor(dataset.labels, dtype=torch.long)
-    return _on_main(lambda: recognition_metrics(logits, labels)), logits
+    twins = getattr(dataset, "twins", None)
+
+    def metrics() -> dict:
+        out = recognition_metrics(logits, labels)
+        if twins is not None and any(t >= 0 for t in twins):
+            out["direction"] = direction_metrics_from_twins(logits, labels, twins)["direction"]
+        return out
+
+    return _on_main(metrics), logits
 
 
 def flatten_rows(rows: Sequence[dict]) -> dict[str, float]:

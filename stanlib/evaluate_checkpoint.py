@@ -5,6 +5,11 @@
     stanlib eval --checkpoint runs/msrvtt-b32/best.pt                  # the run's test split
     stanlib eval --checkpoint runs/msrvtt-b32/best.pt --dsl --qb-norm  # + transductive rows (marked *)
     stanlib eval --checkpoint runs/k400-b16/best.pt --confusion cm.png
+    stanlib eval --checkpoint runs/tiny-motion/best.pt --scores scores.csv   # per-clip scores
+
+Recognition on a dataset that declares reversal twins (a ``twin`` column, ``twins.csv``, the
+synthetic sets' ``synth_meta.json``: :func:`stanlib.data.datasets.read_twins`) also prints
+direction accuracy, overall and per class pair (:func:`stanlib.evaluate.direction_metrics_from_twins`).
 
 :func:`load_trained` rebuilds the model (and the recognition head) from a checkpoint written by
 :mod:`stanlib.train`; the metrics and re-ranking are those of :mod:`stanlib.evaluate`. This sits
@@ -14,15 +19,17 @@ checkpoint format and dataset builder.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import sys
 from pathlib import Path
 
 import torch
 
 from stanlib.distributed import init_distributed
-from stanlib.evaluate import (average_views, confusion_matrix, evaluate_recognition, evaluate_retrieval,
-                              flatten_rows, format_rows, plot_confusion_matrix)
+from stanlib.evaluate import (average_views, confusion_matrix, direction_metrics_from_twins, evaluate_recognition,
+                              evaluate_retrieval, flatten_rows, format_rows, plot_confusion_matrix, twin_scores)
 from stanlib.losses import RecognitionHead
 from stanlib.model import STANConfig, STANModel
 from stanlib.presets import Config, apply_overrides
@@ -64,8 +71,10 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", help="write the metrics to this JSON file")
     parser.add_argument("--confusion", help="recognition: save the confusion matrix figure here")
+    parser.add_argument("--scores", help="recognition: write per-clip scores here (.json, else CSV): video, label, "
+                                         "predicted, own score, twin video, twin class, twin score")
     args = parser.parse_args(argv)
-    for output in (args.json, args.confusion):  # create output folders now, not after a long evaluation
+    for output in (args.json, args.confusion, args.scores):  # create output folders now, not after evaluating
         if output:
             try:
                 Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +91,9 @@ def cli_main(argv: list[str]) -> int:
             ([f"val_split={args.split}"] if args.split else [])
         config = apply_overrides(config, overrides)
         splits = ("val", "train") if args.qb_norm and config.task == "retrieval" else ("val",)
+        if args.scores and config.task != "recognition":
+            raise ValueError(f"--scores {args.scores}: per-clip class scores need a recognition checkpoint; "
+                             f"{args.checkpoint} is {config.task}")
         data = build_datasets(config, model, splits)
     except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
         print(f"stanlib eval: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
@@ -100,6 +112,7 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
     amp_dtype, _ = amp_settings(device, config.amp)
     batch_size = args.batch_size or config.eval_batch_size or max(1, config.batch_size // config.grad_accum)
     common = dict(batch_size=batch_size, device=device, num_workers=config.num_workers, amp_dtype=amp_dtype)
+    direction = None  # recognition on declared twins: direction_metrics_from_twins
     if config.task == "retrieval":
         bank = data["train"].tokens() if args.qb_norm else None
         rows, _ = evaluate_retrieval(model, data["val"], use_dsl=args.dsl, bank_tokens=bank,
@@ -118,6 +131,12 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
             print(f"{config.name}: {len(ds)} clips, {len(ds.classes)} classes, {ds.num_views} view(s) "
                   f"({config.val_split})")
             print("  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+            if getattr(ds, "twins", None) is not None:
+                direction = direction_metrics_from_twins(logits, ds.labels, ds.twins, class_names=ds.classes)
+                print(format_direction(direction))
+            if args.scores:
+                write_scores(args.scores, ds, logits)
+                print(f"per-clip scores: {args.scores}")
             if args.confusion:
                 preds = average_views(logits).argmax(dim=-1)
                 cm = confusion_matrix(preds, torch.as_tensor(ds.labels), len(ds.classes))
@@ -129,5 +148,48 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
         print(f"metrics stored in the checkpoint (epoch {ckpt['state'].get('epoch')}): "
               f"{'reproduced exactly' if same else 'DIFFERENT: ' + json.dumps(saved)}")
     if main and args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "metrics": metrics}, indent=2) + "\n")
+        report = {"checkpoint": args.checkpoint, "metrics": metrics}
+        if direction is not None:
+            report["direction_per_pair"] = direction["per_pair"]
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def format_direction(direction: dict) -> str:
+    """Overall and per-pair direction accuracy as printed by ``stanlib eval``."""
+    width = max(len(name) for name in direction["per_pair"])
+    lines = [f"direction (own class scored above its time reversal's class): {direction['direction']:.2f} "
+             f"over {direction['n']} clips with a twin"]
+    lines += [f"  {name:<{width}}  {row['direction']:6.2f}  (n={row['n']})"
+              for name, row in direction["per_pair"].items()]
+    return "\n".join(lines)
+
+
+SCORE_COLUMNS = ("video", "label", "predicted", "own_score", "twin_video", "twin_class", "twin_score",
+                 "direction_correct")
+
+
+def write_scores(path: str, dataset, logits) -> None:
+    """Per-clip scores of a recognition evaluation: a JSON list (``.json``) or a CSV with
+    :data:`SCORE_COLUMNS`. Scores are class probabilities (softmax, averaged over views); the twin
+    fields are empty (JSON: null) for clips without a declared twin."""
+    twins = getattr(dataset, "twins", None) or [-1] * len(dataset.videos)
+    scores = twin_scores(logits, dataset.labels, twins)
+    preds = average_views(logits).argmax(dim=-1).tolist()
+    rows = []
+    for i, video in enumerate(dataset.videos):
+        partner, twin = int(scores["partner"][i]), twins[i]
+        twin_score = float(scores["twin"][i])
+        rows.append({"video": video.video_id, "label": dataset.classes[dataset.labels[i]],
+                     "predicted": dataset.classes[preds[i]], "own_score": float(scores["own"][i]),
+                     "twin_video": dataset.videos[twin].video_id if twin >= 0 else None,
+                     "twin_class": dataset.classes[partner] if partner >= 0 else None,
+                     "twin_score": None if math.isnan(twin_score) else twin_score,
+                     "direction_correct": bool(scores["correct"][i]) if partner >= 0 else None})
+    if str(path).lower().endswith(".json"):
+        Path(path).write_text(json.dumps(rows, indent=1) + "\n")
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SCORE_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)

@@ -88,6 +88,7 @@ class LabelAnnotations:
     classes: list[str]
     source: str = ""
     inferred_classes: bool = False  # True: no class-name file, classes are the labels found in the data
+    twins: list[int] | None = None  # declared reversal twins: index of each clip's time reversal (-1: none)
 
 
 # ==================================================================================================
@@ -599,7 +600,10 @@ def read_k400(root: str | os.PathLike, split: str = "train", video_dir: str | No
             raise AnnotationError(f"{source}: entry {bad + 1}: label {labels[bad]} is out of range for the "
                                   f"{len(classes)} classes in {class_file}")
     resolve.warn_missing(source, "k400", len(videos))
-    return LabelAnnotations(videos, labels, classes, str(source), inferred_classes=class_file is None)
+    twins = _Twins(videos, labels, classes, split)
+    twins.add_file(root)
+    return LabelAnnotations(videos, labels, classes, str(source), inferred_classes=class_file is None,
+                            twins=twins.index())
 
 
 def _k400_csv_classes(root: Path) -> list[str]:
@@ -682,7 +686,9 @@ def read_ssv2(root: str | os.PathLike, split: str = "train", video_dir: str | No
         videos.append(VideoRecord(resolve(vid, default=f"{vid}.webm"), vid))
         labels.append(ids[name])
     resolve.warn_missing(path, "ssv2", len(videos))
-    return LabelAnnotations(videos, labels, classes, str(path))
+    twins = _Twins(videos, labels, classes, split)
+    twins.add_file(root)
+    return LabelAnnotations(videos, labels, classes, str(path), twins=twins.index())
 
 
 def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir: str | None = None) -> LabelAnnotations:
@@ -692,6 +698,10 @@ def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir:
     * ``label`` is a class name or an integer id. Class names come from ``classes.txt`` beside the
       annotation file (one per line; line i = id i) if present, else the sorted names used in the
       ``train/val/test`` annotation files of that folder.
+    * Reversal twins (optional): a ``twin`` column (JSON: ``"twin"`` key) giving the video (path as in
+      ``video``, or its file name or id) that is this clip's exact time reversal, empty for none; or a
+      ``twins.csv`` / ``twins.txt`` beside the annotation file (see :func:`read_twins`). Declaring one
+      side of a pair is enough. The twin must be in the same split.
     Paths as in :func:`read_generic_text`.
     """
     path = _generic_file(Path(root), split)
@@ -731,7 +741,141 @@ def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir:
         videos.append(record)
         labels.append(label)
     _warn_missing_paths(videos, path, "generic_label")
-    return LabelAnnotations(videos, labels, classes, str(path), inferred_classes=inferred)
+    twins = _Twins(videos, labels, classes, split, lambda raw: _generic_video(path, raw, video_dir))
+    twins.add(_generic_twin_column(path), path)
+    twins.add_file(path.parent)
+    return LabelAnnotations(videos, labels, classes, str(path), inferred_classes=inferred, twins=twins.index())
+
+
+# ==================================================================================================
+# declared reversal twins (recognition)
+# ==================================================================================================
+TWIN_FILES = ("twins.csv", "twins.txt")
+SYNTH_META = "synth_meta.json"  # written by `stanlib synth`: every clip's id and its twin's id
+
+
+def read_twins(folder: str | os.PathLike) -> tuple[list[tuple[str, str, str]], Path] | None:
+    """The reversal pairs a dataset folder declares, as ``([(where, video, twin), ...], file)``; None if none.
+
+    Looked for in ``folder`` (or one folder below), first found wins:
+
+    * ``twins.csv``: header ``video,twin``, one pair per row (an empty ``twin``: no twin);
+    * ``twins.txt``: one pair per line, the two videos separated by a space or a comma (``#``: comment);
+    * ``synth_meta.json``: the ``id`` / ``twin`` of every item (``stanlib synth`` writes it).
+
+    A video is named by its path (relative to the folder), file name or id. One file may cover every
+    split: a split uses the pairs whose videos it lists.
+    """
+    folder = Path(folder)
+    for name in TWIN_FILES:
+        path = _optional_file(folder, [name]) if folder.is_dir() else None
+        if path is None:
+            continue
+        if name.endswith(".csv"):
+            rows = [(f"line {line}", row["video"].strip(), (row["twin"] or "").strip())
+                    for line, row in _read_csv(path, ["video", "twin"])]
+        else:
+            rows = []
+            for line, text in _read_lines(path):
+                if text.startswith("#"):
+                    continue
+                parts = text.replace(",", " ").split()
+                if len(parts) != 2:
+                    raise AnnotationError(f"{path}: line {line}: expected two videos (a clip and its time reversal) "
+                                          f"separated by a space or a comma, got {text!r}")
+                rows.append((f"line {line}", parts[0], parts[1]))
+        return [r for r in rows if r[1] and r[2]], path
+    meta = folder / SYNTH_META
+    if meta.is_file():
+        data = _read_json(meta)
+        items = data.get("items") if isinstance(data, dict) else None
+        if isinstance(items, list):
+            return [(f"items[{k}]", str(item["id"]), str(item["twin"])) for k, item in enumerate(items)
+                    if isinstance(item, dict) and "id" in item and item.get("twin") is not None], meta
+    return None
+
+
+def _generic_twin_column(path: Path) -> list[tuple[str, str, str]]:
+    """(where, video, twin) of the rows of a generic annotation file that fill the optional ``twin`` field."""
+    rows = []
+    if path.suffix.lower() == ".json":
+        for k, entry in enumerate(_json_list(_read_json(path), path)):
+            twin = entry.get("twin") if isinstance(entry, dict) else None
+            if twin is None or twin == "":
+                continue
+            if not isinstance(twin, (str, int)):
+                raise AnnotationError(f"{path}: [{k}].twin: expected the video of the clip's time reversal "
+                                      f"(a path or id), got {twin!r}")
+            rows.append((f"[{k}]", str(entry.get("video", "")).strip(), str(twin).strip()))
+    else:
+        for line, row in _read_csv(path, ["video"]):
+            twin = (row.get("twin") or "").strip()
+            if twin:
+                rows.append((f"line {line}", row["video"].strip(), twin))
+    return rows
+
+
+class _Twins:
+    """Turns declared (video, twin) pairs into the twin index of each clip of one split, checking them:
+    the twin must be in the split, a clip has one twin, and the two clips have different classes."""
+
+    def __init__(self, videos: Sequence[VideoRecord], labels: Sequence[int], classes: Sequence[str], split: str,
+                 resolve: Callable[[str], Path] | None = None):
+        self.videos, self.labels, self.classes, self.split, self.resolve = videos, labels, classes, split, resolve
+        self.twins = [-1] * len(videos)
+        self.keys: dict[str, int] = {}
+        self.ambiguous: set[str] = set()
+        for i, v in enumerate(videos):
+            norm = os.path.normpath(v.path)
+            for key in {v.video_id, norm, v.path.name}:
+                j = self.keys.setdefault(key, i)
+                if j != i and os.path.normpath(videos[j].path) != norm:
+                    self.ambiguous.add(key)
+
+    def find(self, raw: str, source: Path, where: str) -> int | None:
+        candidates = [raw, os.path.normpath(self.resolve(raw)) if self.resolve else raw, Path(raw).name,
+                      Path(raw).stem]
+        for key in candidates:
+            if key in self.ambiguous:
+                raise AnnotationError(f"{source}: {where}: {raw!r} matches several videos of split {self.split!r}; "
+                                      "name the twin by its path")
+            if key in self.keys:
+                return self.keys[key]
+        return None
+
+    def add(self, pairs: Sequence[tuple[str, str, str]], source: Path) -> None:
+        for where, video, twin in pairs:
+            a, b = self.find(video, source, where), self.find(twin, source, where)
+            if a is None and b is None:
+                continue  # a pair of another split
+            if a is None or b is None:
+                missing, present = (video, twin) if a is None else (twin, video)
+                raise AnnotationError(f"{source}: {where}: twin {missing!r} of {present!r} is not a video of split "
+                                      f"{self.split!r}; a clip's twin (its exact time reversal) must be in the same "
+                                      "split: add it, or remove the pair")
+            if a == b:
+                raise AnnotationError(f"{source}: {where}: {video!r} is declared its own twin; a twin is another "
+                                      "clip, the time reversal of this one")
+            for x, y in ((a, b), (b, a)):
+                if self.twins[x] not in (-1, y):
+                    raise AnnotationError(
+                        f"{source}: {where}: {self.videos[x].video_id!r} is declared the twin of both "
+                        f"{self.videos[self.twins[x]].video_id!r} and {self.videos[y].video_id!r}; a clip has one "
+                        "time reversal")
+                self.twins[x] = y
+            if self.labels[a] == self.labels[b]:
+                raise AnnotationError(
+                    f"{source}: {where}: twins {video!r} and {twin!r} are both in class "
+                    f"{self.classes[self.labels[a]]!r}; a clip and its time reversal belong to the two classes of a "
+                    "reversal pair (e.g. 'moves left' / 'moves right'): fix the labels or remove the pair")
+
+    def add_file(self, folder: Path) -> None:
+        found = read_twins(folder)
+        if found is not None:
+            self.add(*found)
+
+    def index(self) -> list[int] | None:
+        return self.twins if any(t >= 0 for t in self.twins) else None
 
 
 READERS: dict[str, Callable[..., TextAnnotations | LabelAnnotations]] = {
@@ -968,11 +1112,13 @@ class VideoLabelDataset(_ClipDataset):
     """Video recognition data: item ``{"frames", "label", "video_idx"}``.
 
     ``frames`` is (T,3,H,W), or (V,T,3,H,W) with ``num_clips * num_crops = V > 1`` test views
-    (the recipe's "1x3" is ``num_clips=1, num_crops=3``). ``classes`` holds the class names.
+    (the recipe's "1x3" is ``num_clips=1, num_crops=3``). ``classes`` holds the class names;
+    ``twins`` (or None) the index of each clip's declared time reversal, -1 for none.
     """
 
     def __init__(self, videos: Sequence[VideoRecord], labels: Sequence[int], classes: Sequence[str], *,
-                 options: ClipOptions | None = None, transform: Callable | None = None, **clip_kwargs: Any):
+                 twins: Sequence[int] | None = None, options: ClipOptions | None = None,
+                 transform: Callable | None = None, **clip_kwargs: Any):
         super().__init__(options or ClipOptions(**clip_kwargs), transform)
         self.videos = list(videos)
         self.labels = [int(v) for v in labels]
@@ -982,6 +1128,10 @@ class VideoLabelDataset(_ClipDataset):
         bad = [v for v in self.labels if not 0 <= v < len(self.classes)]
         if bad:
             raise ValueError(f"label {bad[0]} is outside [0, {len(self.classes)})")
+        self.twins = None if twins is None else [int(t) for t in twins]
+        if self.twins is not None and (len(self.twins) != len(self.videos) or
+                                       any(not -1 <= t < len(self.videos) for t in self.twins)):
+            raise ValueError(f"twins must hold one index in [-1, {len(self.videos)}) per video (-1: no twin)")
 
     @property
     def num_classes(self) -> int:
@@ -1041,6 +1191,6 @@ def build_dataset(name: str, root: str | os.PathLike, split: str = "train", *,
     else:
         if mode not in (None, "videos"):
             raise ValueError(f"{name} is a recognition dataset: mode {mode!r} does not apply")
-        ds = VideoLabelDataset(ann.videos, ann.labels, ann.classes, options=options)
+        ds = VideoLabelDataset(ann.videos, ann.labels, ann.classes, twins=ann.twins, options=options)
     ds.name, ds.split, ds.source = name, split, ann.source
     return ds

@@ -162,6 +162,12 @@ def write_clean(ann: TextAnnotations | LabelAnnotations, good: Sequence[bool], o
     else:
         header = ["video", "label"]
         rows = [[str(rec.path.resolve()), ann.classes[lab]] for rec, lab, ok in zip(ann.videos, ann.labels, good) if ok]
+        if ann.twins is not None:  # declared reversal twins travel in a twin column (dropped with a bad twin)
+            header.append("twin")
+            kept = [i for i, ok in enumerate(good) if ok]
+            for row, i in zip(rows, kept):
+                t = ann.twins[i]
+                row.append(str(ann.videos[t].path.resolve()) if t >= 0 and good[t] else "")
         classes_file = out.parent / "classes.txt"
         text = "\n".join(ann.classes) + "\n"
         if classes_file.exists() or classes_file.is_symlink():  # kept as it is: only an identical one will do
