@@ -6,8 +6,8 @@ Quick start::
     model = stanlib.create_model(clip="stan-tiny", temporal="attn", depth=2)
     emb = model.encode_video(frames)          # (B, T, 3, H, W) -> (B, E)
 
-The files stanlib ships (the tiny CLIP, a tiny trained STAN, sample clips) are found through
-:mod:`stanlib.assets`. Heavier parts (data, training, visualisation) are imported lazily on first use.
+The files stanlib ships (the tiny CLIP, the teaching zoo's trained models, sample clips) are found
+through :mod:`stanlib.assets`; ``stanlib.from_pretrained("zoo:motion/stan-self")`` loads a zoo model. Heavier parts (data, training, visualisation) are imported lazily on first use.
 """
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ _LAZY = {
 }
 
 
+_SUBMODULES = ("zoo", "viz", "data", "experiments")
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:  # stanlib.zoo etc. without an explicit import
+        return importlib.import_module(f"stanlib.{name}")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'stanlib' has no attribute {name!r}")

@@ -1,15 +1,14 @@
 """Inference on your own videos: "video + text -> score" and "video + class names -> class".
 
-The five lines (the README's example: the bundled tiny STAN-self on a bundled clip, both shipped
-inside the package (:mod:`stanlib.assets`), so they run from any folder; the tiny model knows only
-the class names it was trained with, ``model.config.extra["classes"]``: its text tower never saw
-other motion words)::
+The five lines (the README's example: a bundled clip and two models of the teaching zoo, all
+shipped inside the package (:mod:`stanlib.assets`, :mod:`stanlib.zoo`), so they run from any
+folder; the captions model scores free text, the motion model names its own classes)::
 
     import stanlib
-    model = stanlib.from_pretrained(stanlib.assets.TINY_STAN)
-    predictor = stanlib.Predictor(model)
-    print(predictor.similarity(stanlib.assets.video("402"), ["Something fades out", "Something fades in"]))
-    print(predictor.classify(stanlib.assets.video("402"), model.config.extra["classes"], topk=2))
+    video = stanlib.assets.video("402")                              # a bundled clip: a yellow cross fading out
+    captions = stanlib.Predictor("zoo:captions/stan-self")           # tiny STAN-self trained on synthetic captions
+    print(captions.similarity(video, ["a yellow cross fades out", "a yellow cross fades in"]))
+    print(stanlib.Predictor("zoo:motion/stan-self").classify(video, topk=2))   # its own 10 motion classes
 
 :class:`Predictor` applies the model's own test recipe, with the data pipeline's functions:
 decode (:func:`stanlib.data.video.open_video`), TSN test sampling of ``model.config.num_frames``
@@ -39,7 +38,7 @@ from stanlib.losses import orthogonal_classes
 
 Video = Union[str, os.PathLike, torch.Tensor]
 
-# the bundled tiny teaching model (a save_pretrained folder), used when no checkpoint is given
+# the bundled tiny teaching model (the zoo's motion STAN-self), used when no checkpoint is given
 DEFAULT_CHECKPOINT = assets.TINY_STAN
 
 
@@ -47,7 +46,8 @@ class Predictor:
     """Scores a video against texts, or names its class, with the model's test-time recipe.
 
     Args:
-        model: a :class:`~stanlib.STANModel` (moved to ``device`` and set to eval mode).
+        model: a :class:`~stanlib.STANModel` (moved to ``device`` and set to eval mode), or anything
+            :func:`stanlib.from_pretrained` loads (a folder, ``"zoo:motion/stan-self"``, a Hub id).
         device: ``"cuda"``, ``"cpu"``...; default: CUDA if available.
         num_frames: frames sampled per video; default ``model.config.num_frames``.
         backend: video decoder, ``"decord"`` or ``"pyav"`` (default: automatic).
@@ -56,6 +56,10 @@ class Predictor:
     def __init__(self, model, device: Optional[Union[str, torch.device]] = None,
                  num_frames: Optional[int] = None, backend: Optional[str] = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if isinstance(model, (str, os.PathLike)):
+            from stanlib.weights import from_pretrained
+
+            model = from_pretrained(model)
         self.model = model.to(self.device).eval()
         self.num_frames = int(num_frames or model.config.num_frames)
         self.transform = test_transform(model.image_size)
@@ -110,7 +114,7 @@ class Predictor:
         """Cosine similarity (N,) in [-1, 1] between the video and each text, in the given order."""
         return (self.encode_text(texts) @ self.encode_video(video)).cpu()
 
-    def classify(self, video: Video, class_names: Sequence[str], topk: int = 5,
+    def classify(self, video: Video, class_names: Optional[Sequence[str]] = None, topk: int = 5,
                  template: str = "{}") -> list[tuple[str, float]]:
         """The ``topk`` most likely classes as ``[(name, probability), ...]``, best first.
 
@@ -119,7 +123,12 @@ class Predictor:
         teaching world's fixed class vectors (``model.config.extra["head"] == "orthogonal"``,
         :func:`stanlib.losses.orthogonal_classes`) uses them instead of text: pass the class
         list it was trained with (``model.config.extra["classes"]``), in that order.
+        ``class_names=None``: the classes the model was trained with (``model.config.extra["classes"]``).
         """
+        if class_names is None:
+            class_names = (self.model.config.extra or {}).get("classes")
+            if not class_names:
+                raise ValueError("this model records no class list (config.extra['classes']); pass class_names")
         names = tuple(class_names)
         if len(names) < 2:
             raise ValueError(f"classify needs at least two class names, got {list(names)}")

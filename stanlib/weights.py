@@ -860,6 +860,10 @@ def from_pretrained(name_or_path: str | os.PathLike, revision: Optional[str] = N
         raise ValueError(f"{config_path}: line {err.lineno} column {err.colno}: invalid JSON ({err.msg})") from None
     except UnicodeDecodeError as err:
         raise ValueError(f"{config_path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if isinstance(data, dict) and (data.get("extra") or {}).get("zoo"):  # a compact teaching-zoo folder
+        from stanlib import zoo
+
+        return zoo.load_folder(folder, device=device)
     config = _config_from_dict(data, str(config_path))
     try:
         model = STANModel(config)

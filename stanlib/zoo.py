@@ -105,12 +105,17 @@ def resolve(name: str, root: Path = ZOO_DIR) -> Path:
 
 def load(name: str, device: str | torch.device = "cpu", root: Path = ZOO_DIR):
     """Rebuild zoo model ``name`` (e.g. ``"motion/stan-self"``) in eval mode on ``device``."""
+    return load_folder(resolve(name, root), device)
+
+
+def load_folder(folder: Path, device: str | torch.device = "cpu"):
+    """Rebuild the zoo model stored in ``folder`` (what :func:`pack` wrote) in eval mode."""
     from safetensors.torch import load_file
 
     from stanlib.model import STANModel
     from stanlib.weights import _config_from_dict, load_strict
 
-    folder = resolve(name, root)
+    folder = Path(folder)
     data = json.loads((folder / "config.json").read_text())
     info = data.get("extra", {}).get("zoo", {})
     tensors = load_file(str(folder / "model.safetensors"))

@@ -44,8 +44,9 @@ CHECK = textwrap.dedent("""
         emb = clip_model.encode_video(torch.zeros(1, 8, 3, clip_model.image_size, clip_model.image_size))
     model = stanlib.from_pretrained(stanlib.assets.TINY_STAN)
     predictor = stanlib.Predictor(model)
-    scores = predictor.similarity(stanlib.assets.video("402"), ["Something fades out", "Something fades in"])
-    top = predictor.classify(stanlib.assets.video("402"), model.config.extra["classes"], topk=1)
+    scores = stanlib.Predictor("zoo:captions/stan-self").similarity(
+        stanlib.assets.video("402"), ["a yellow cross fades out", "a yellow cross fades in"])
+    top = predictor.classify(stanlib.assets.video("402"), topk=1)
     from stanlib import zoo
 
     zoo_models = zoo.available()
@@ -99,7 +100,7 @@ def test_wheel_holds_code_and_assets_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("stanlib/assets/__init__.py", "stanlib/assets/configs/stan-tiny.json",
                    "stanlib/assets/tiny_clip/stan-tiny.safetensors", "stanlib/assets/tiny_clip/config.json",
-                   "stanlib/assets/tiny_stan/config.json", "stanlib/assets/tiny_stan/model.safetensors",
+                   "stanlib/assets/zoo/motion/stan-self/config.json", "stanlib/assets/zoo/motion/stan-self/model.safetensors",
                    "stanlib/assets/videos/index.json", "stanlib/assets/videos/402.mp4", "stanlib/data/synth.py"):
         assert needed in names, f"{needed} is not in {wheel.name}: check [tool.setuptools.package-data]"
     stray = [n for n in names if n.startswith(("tests/", "data_samples/", "notebooks/")) or "__pycache__" in n]

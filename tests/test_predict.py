@@ -140,7 +140,7 @@ def test_readme_five_line_example_runs(monkeypatch, tmp_path):
     printed = out.getvalue().splitlines()
     assert printed[0].startswith("tensor([") and len(printed) == 2
     fades_out, fades_in = (float(x) for x in re.findall(r"-?\d\.\d+", printed[0]))
-    assert fades_out > fades_in  # the clip fades out: the trained model tells it from its reversal
+    assert fades_out > fades_in  # free text: the captions model tells the clip from its reversal
     assert re.match(r"\[\('Something fades out', 0\.\d+\), \('", printed[1])
 
 

@@ -333,8 +333,9 @@ def _content_problems(nb, name: str) -> list[str]:
         issues.append(f"need exactly one code cell tagged 'parameters', found {len(params)}")
     else:
         src = code[params[0]].source
-        if not re.search(r"^PROFILE\s*=\s*\"auto\"", src, re.M):
-            issues.append('the parameters cell must set PROFILE = "auto"')
+        if not re.search(r"^(PROFILE\s*=\s*\"auto\"|TRAIN\s*=\s*False)", src, re.M):
+            issues.append('the parameters cell must set PROFILE = "auto" (runs anywhere) or TRAIN = False '
+                          '(trained models by default, training one switch away)')
         if params[0] > 1:
             issues.append("the parameters cell must come first (after the Colab install cell)")
     install = [c for c in code if "pip install" in c.source]
@@ -347,8 +348,11 @@ def _content_problems(nb, name: str) -> list[str]:
         issues.append("the notebook must seed (stanlib.train.seed_everything or torch.manual_seed)")
     if re.search(r"^\s*class \w+\((torch\.)?(nn\.)?Module\)", sources, re.M):
         issues.append("defines an nn.Module: models belong in stanlib, notebooks import them")
-    if re.search(r"\.backward\(|optimizer\.step\(|\boptim\.\w+\(", sources):
-        issues.append("has a training loop of its own: use stanlib.train.Trainer")
+    # one training loop may be written out to teach it, in a cell that says so; real training uses the library
+    loops = [c.source for c in code if re.search(r"\.backward\(|optimizer\.step\(|\boptim\.\w+\(", c.source)]
+    if len(loops) > 1 or any("# forward" not in src for src in loops):
+        issues.append("has a training loop of its own: use stanlib.train.Trainer or stanlib.experiments "
+                      "(one written-out teaching loop is allowed: mark its forward pass with a '# forward' comment)")
     for k, cell in enumerate(code):
         if cell.execution_count is None and cell.source.strip():
             issues.append(f"code cell {k} was not executed: run `python tools/notebooks.py run {name}`")

@@ -8,14 +8,14 @@ current folder or to a repository checkout::
     from stanlib import assets
 
     clip = stanlib.create_clip("stan-tiny", pretrained="bundled")         # assets.TINY_CLIP
-    model = stanlib.from_pretrained(assets.TINY_STAN)                      # the tiny STAN-self
-    stanlib.Predictor(model).similarity(assets.video("402"), ["Something fades out", "Something fades in"])
+    model = stanlib.from_pretrained(assets.TINY_STAN)                      # the tiny STAN-self (motion)
+    stanlib.Predictor(model).classify(assets.video("402"), topk=2)          # its own motion classes
 
 ================================  ========================================================================
 ``CONFIGS``                       open_clip model configs registered on import (``configs/stan-tiny.json``)
 ``TINY_CLIP``                     the tiny teaching CLIP, fp32 safetensors (``tiny_clip/``; its
                                   ``config.json`` records the recipe and the zero-shot curve)
-``TINY_STAN``                     a tiny STAN-self trained by ``stanlib demo`` (``save_pretrained`` folder)
+``TINY_STAN``                     the tiny STAN-self of the zoo's motion task (``zoo:motion/stan-self``)
 ``VIDEOS``                        ten synthetic motion test clips, five time-reversed pairs (``videos/``;
                                   :func:`video` and :func:`videos`)
 ``ZOO``                           the teaching zoo's trained tiny models (:mod:`stanlib.zoo`)
@@ -45,7 +45,7 @@ def _package_folder() -> Path:
 ROOT = _package_folder()
 CONFIGS = ROOT / "configs"
 TINY_CLIP = ROOT / "tiny_clip" / "stan-tiny.safetensors"
-TINY_STAN = ROOT / "tiny_stan"
+TINY_STAN = ROOT / "zoo" / "motion" / "stan-self"   # the zoo's motion STAN-self (stanlib.zoo)
 VIDEOS = ROOT / "videos"
 ZOO = ROOT / "zoo"
 EXPERIMENTS = ROOT / "experiments"
