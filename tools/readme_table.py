@@ -15,7 +15,7 @@ from stanlib.experiments import RESULTS_DIR, load_results, teaching_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- teaching-table:start -->", "<!-- teaching-table:end -->"
-BLOCK = re.compile(re.escape(START) + r"\n(.*?)\n" + re.escape(END), re.S)
+BLOCK = re.compile(re.escape(START) + r"\n(.*?)\n?" + re.escape(END), re.S)
 
 
 def readme_block(text: str) -> str:
