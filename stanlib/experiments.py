@@ -651,10 +651,11 @@ def load_results(out_dir: Path = DEFAULT_OUT, recipe_key: Optional[str] = None) 
     return [r for r in results if recipe_key is None or r["recipe_key"] == recipe_key]
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    if not values:
+def _mean_std(values: Sequence[Optional[float]]) -> str:
+    """"mean ± std" over seeds (sample std), "mean" for one value, "-" for none (None values skipped)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if not v.size:
         return "-"
-    v = np.asarray(values, dtype=float)
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v.mean():.1f}"
 
 
@@ -885,13 +886,6 @@ def default_results(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return {k: sorted(v, key=lambda r: r["seed"]) for k, v in out.items()}
 
 
-def _ms(values: Sequence[float]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    return f"{np.mean(values):.1f}" + (f" ± {np.std(values, ddof=1):.1f}" if len(values) > 1 else "")
-
-
 def teaching_table(results: list[dict]) -> str:
     """The README's teaching-world table: one line per row with results under the default recipes
     (mean ± std over seeds; per seed and per pair for motion direction)."""
@@ -907,7 +901,7 @@ def teaching_table(results: list[dict]) -> str:
                         for p in synth.PAIR_NAMES) if mo else "-"
         seeds = ", ".join(f"{r['metrics']['direction']:.1f}" for r in mo) or "-"
         lines.append(
-            f"| {ROWS[row][0]} | {len(mo)} / {len(ap)} / {len(ca)} | {_ms([r['metrics']['direction'] for r in mo])} "
-            f"| {seeds} | {pp} | {_ms([r['metrics']['top1'] for r in mo])} | {_ms([r['metrics']['top1'] for r in ap])} "
-            f"| {_ms([r['metrics']['t2v']['R@1'] for r in ca])} | {_ms([r['metrics']['twin'] for r in ca])} |")
+            f"| {ROWS[row][0]} | {len(mo)} / {len(ap)} / {len(ca)} | {_mean_std([r['metrics']['direction'] for r in mo])} "
+            f"| {seeds} | {pp} | {_mean_std([r['metrics']['top1'] for r in mo])} | {_mean_std([r['metrics']['top1'] for r in ap])} "
+            f"| {_mean_std([r['metrics']['t2v']['R@1'] for r in ca])} | {_mean_std([r['metrics']['twin'] for r in ca])} |")
     return "\n".join(lines)

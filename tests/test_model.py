@@ -186,25 +186,12 @@ def test_stan_is_order_sensitive(temporal, tiny_frames):
 
 
 @pytest.mark.parametrize("kw", [dict(temporal="attn"), dict(temporal="conv"), dict(arch="meanpool")])
-def test_grad_checkpointing_same_outputs_and_grads(kw, tiny_frames):
+def test_grad_checkpointing_same_outputs_and_grads(kw, tiny_frames, assert_checkpointing_keeps_outputs_and_grads):
     model = tiny(**kw, drop_path=0.0).train()
     if model.branch is not None:
         perturb_temporal(model)
     frames = tiny_frames[:, :4]
-
-    def run():
-        model.zero_grad()
-        out = model.encode_video(frames)
-        out.square().sum().backward()
-        return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    ref_out, ref_grads = run()
-    model.set_grad_checkpointing(True)
-    out, grads = run()
-    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-5)
-    assert set(grads) == set(ref_grads)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], rtol=0, atol=1e-5, msg=name)
+    assert_checkpointing_keeps_outputs_and_grads(model, frames)
 
 
 def test_explicit_and_fused_attention_agree(tiny_frames):

@@ -92,24 +92,11 @@ def test_intermediate_structures_change_the_features_of_later_clip_layers(tiny_f
 
 
 @pytest.mark.parametrize("kw", [dict(arch="st-adapter"), dict(arch="xclip-msg")], ids=lambda kw: kw["arch"])
-def test_intermediate_grad_checkpointing_same_outputs_and_grads(kw, tiny_frames):
+def test_intermediate_grad_checkpointing_same_outputs_and_grads(kw, tiny_frames, assert_checkpointing_keeps_outputs_and_grads):
     model = tiny(**kw).train()
     make_temporal_nonzero(model)
     frames = tiny_frames[:, :4]
-
-    def run():
-        model.zero_grad()
-        out = model.encode_video(frames)
-        out.square().sum().backward()
-        return out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    ref_out, ref_grads = run()
-    model.set_grad_checkpointing(True)
-    out, grads = run()
-    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-5)
-    assert set(grads) == set(ref_grads)
-    for name in ref_grads:
-        torch.testing.assert_close(grads[name], ref_grads[name], rtol=0, atol=1e-5, msg=name)
+    assert_checkpointing_keeps_outputs_and_grads(model, frames)
 
 
 # ------------------------------------------------------------------ levels (Table 8)
