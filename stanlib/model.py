@@ -1,7 +1,8 @@
 """The STAN video-text model: an untouched open_clip CLIP plus the STAN side branch.
 
 ``create_model(clip="ViT-B-32", temporal="attn", depth=4)`` is the one public factory. The data
-flow is docs/architecture.md section 2; ``STANModel.encode_video`` below is that pseudocode, line for line.
+flow is docs/architecture.md section 2: ``STANModel.encode_video`` runs CLIP on the frames, collects
+the levels the branch reads, runs the branch on them and adds its video CLS to CLIP's frame CLS tokens.
 Architectures (``arch``), the paper's Table 6 rows and baselines:
 
 =============  ==========================================================================
@@ -248,29 +249,18 @@ class STANModel(nn.Module):
             per_frame = self.encode_frames(frames)
             return per_frame.mean(dim=1) if arch == "meanpool" else self.branch(per_frame)
 
-        visual, branch = self.clip.visual, self.branch
-        blocks = visual.transformer.resblocks
-        level_of = {i: k for k, i in enumerate(self.branch_levels)}  # CLIP block -> branch level (last K default)
+        visual = self.clip.visual
+        reads = set(self.branch_levels)                              # CLIP blocks the branch reads (last K default)
         x = visual._embeds(frames.flatten(0, 1))                     # (B*T, 1+L, D)
-        cls = p = None
-        for i, block in enumerate(blocks):
+        levels = []
+        for i, block in enumerate(visual.transformer.resblocks):
             x = self._run_block(block, x)                            # CLIP itself is never modified
-            k = level_of.get(i)                                      # level k reads CLIP block i
-            if k is None:
-                continue
-            v = x.view(b, t, *x.shape[1:])                           # (B, T, 1+L, D)
-            if k == 0:
-                cls, p = branch.init_state(v, visual.class_embedding, visual.positional_embedding)
-            elif not branch.single_level:
-                cls, p = branch.inject(k, cls, p, v)
-            cls, p = branch.forward_layer(k, cls, p)
-        if arch == "posterior":                                      # stack K layers on the final tokens
-            cls, p = branch.init_state(x.view(b, t, *x.shape[1:]), visual.class_embedding,
-                                       visual.positional_embedding)
-            for k in range(branch.depth):
-                cls, p = branch.forward_layer(k, cls, p)
-            return visual.ln_post(branch.video_cls(cls, p)) @ visual.proj  # embedding from the branch alone
-        cls = branch.video_cls(cls, p)
+            if i in reads:
+                levels.append(x.view(b, t, *x.shape[1:]))            # level k: (B, T, 1+L, D)
+        if arch == "posterior":                                      # K layers stacked on the final tokens
+            cls = self.branch([x.view(b, t, *x.shape[1:])], visual.class_embedding, visual.positional_embedding)
+            return visual.ln_post(cls) @ visual.proj                 # embedding from the branch alone
+        cls = self.branch(levels, visual.class_embedding, visual.positional_embedding)  # video CLS (B, D)
         frame_cls = x[:, 0].view(b, t, -1) + cls[:, None]            # video CLS added to every frame CLS
         return (visual.ln_post(frame_cls) @ visual.proj).mean(dim=1)
 

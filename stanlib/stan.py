@@ -205,6 +205,8 @@ class STANBranch(nn.Module):
     embedding re-added); later levels are summed into the state (``fusion_proj=True`` applies a
     learned D x D projection first, the paper's W_proj). ``single_level=True`` feeds only level 0.
     ``time_embed="every"`` (ours) re-adds the time embedding with every level, not only level 0.
+    ``branch(levels, class_embedding, clip_pos)`` (:meth:`forward`) returns the video CLS (B, D);
+    its steps are :meth:`init_state`, :meth:`inject`, :meth:`layer` and :meth:`video_cls`.
     """
 
     def __init__(self, clip_visual: nn.Module, blocks: list[nn.Module], temporal: Optional[str] = "attn",
@@ -296,9 +298,30 @@ class STANBranch(nn.Module):
         return cls + self.readout(p.mean(dim=(1, 2)))
 
     def forward_layer(self, k: int, cls: torch.Tensor, p: torch.Tensor):
+        """:meth:`layer`, recomputed in the backward pass when ``grad_checkpointing`` is on."""
         if self.grad_checkpointing and torch.is_grad_enabled():
             return torch.utils.checkpoint.checkpoint(self.layer, k, cls, p, use_reentrant=False)
         return self.layer(k, cls, p)
+
+    def forward(self, levels: list[torch.Tensor], class_embedding: torch.Tensor,
+                clip_pos: torch.Tensor) -> torch.Tensor:
+        """The whole branch: CLIP levels -> the video CLS (B, D).
+
+        ``levels``: CLIP token tensors (B, T, 1+L, D), bottom-up, one per branch layer. Level 0
+        initialises the state (:meth:`init_state`, with CLIP's ``class_embedding`` and positional
+        table ``clip_pos``); before layer k > 0, level k is added to it (:meth:`inject`: a plain sum,
+        or through the paper's W_proj^k with ``fusion_proj``), except with ``single_level``. Given a
+        single level (``posterior``: CLIP's final tokens), the K layers run on the state alone.
+        """
+        if len(levels) not in (1, self.depth):
+            raise ValueError(f"the branch has {self.depth} layers: give it {self.depth} CLIP levels "
+                             f"(or 1), got {len(levels)}")
+        cls, p = self.init_state(levels[0], class_embedding, clip_pos)
+        for k in range(self.depth):
+            if k > 0 and len(levels) > 1 and not self.single_level:
+                cls, p = self.inject(k, cls, p, levels[k])
+            cls, p = self.forward_layer(k, cls, p)
+        return self.video_cls(cls, p)
 
 
 def _identity_linear(dim: int) -> nn.Linear:

@@ -120,6 +120,40 @@ def test_untrained_branch_output_equals_clip_path_except_cls_offset(tiny_frames)
     assert (got - mean_pool).abs().max() > 1e-3  # the offset is not nothing
 
 
+@pytest.mark.parametrize("kw", [dict(), dict(arch="posterior"), dict(single_level=True), dict(spatial=False),
+                                dict(levels=(1, 3), fusion_proj=True, temporal="conv")],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")
+def test_encode_video_is_clip_fused_with_branch_of_levels(kw, tiny_frames):
+    """``encode_video`` = CLIP's blocks, the levels they output -> ``branch(levels, ...)`` (its only
+    call), its video CLS added to every final frame CLS before ``ln_post`` (posterior: the branch's
+    CLS alone, on the final tokens). Exact equality."""
+    model = tiny(**kw)
+    perturb_temporal(model)
+    visual, branch = model.clip.visual, model.branch
+    calls = []
+    branch.register_forward_hook(lambda module, args, out: calls.append((args[0], out)))
+    b, t = tiny_frames.shape[:2]
+    with torch.no_grad():
+        got = model.encode_video(tiny_frames)
+        x, outputs = visual._embeds(tiny_frames.flatten(0, 1)), []
+        for block in visual.transformer.resblocks:
+            x = model._run_block(block, x)
+            outputs.append(x.view(b, t, *x.shape[1:]))
+        args = (visual.class_embedding, visual.positional_embedding)
+        if model.config.arch == "posterior":
+            expected = visual.ln_post(branch([outputs[-1]], *args)) @ visual.proj
+        else:
+            cls = branch([outputs[i] for i in model.branch_levels], *args)
+            expected = (visual.ln_post(outputs[-1][:, :, 0] + cls[:, None]) @ visual.proj).mean(dim=1)
+    assert len(calls) == 2  # encode_video's call, then ours
+    (levels, out), (ref_levels, ref_out) = calls
+    assert len(levels) == (1 if model.config.arch == "posterior" else model.config.depth)
+    assert all(torch.equal(a, r) for a, r in zip(levels, ref_levels)) and torch.equal(out, ref_out)
+    assert torch.equal(got, expected)
+    with pytest.raises(ValueError, match="CLIP levels"):
+        branch(outputs[:3], *args)  # neither 1 level nor one per branch layer (K = 2)
+
+
 def test_untrained_branch_sees_frame_order_only_through_the_time_embedding(tiny_frames):
     """At init the temporal modules are identities: reversing the frames changes the embedding
     only through the time embedding (zero it and the untrained branch is order-blind)."""
