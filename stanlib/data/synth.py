@@ -39,6 +39,18 @@ Layout per task folder: ``videos/<id>.mp4`` plus
     ``MSRVTT_JSFUSION_test.csv``;
   * every task: ``synth_meta.json`` with each clip's full render spec (colour, shape, motion,
     geometry, twin id), enough to re-render it exactly with :func:`render_clip`.
+
+A second look, ``stanlib synth --style textured`` (:func:`textured_task`, :func:`render_textured`),
+tests the training path on videos that do not look like the plain world: noisy colour-gradient
+backgrounds, glyphs / soft blobs / striped shapes besides the four shapes, one or two static or
+drifting distractors, camera jitter, and a global lighting pair. Its 8 classes are 4 reversal pairs
+(moves left / right, up / down, grows / shrinks, the video fades in / out = gets brighter / darker),
+written in the ``generic_label`` format (``train.csv``, ``test.csv`` with a ``twin`` column,
+``classes.txt``) plus ``synth_meta.json`` (``"style": "textured"``, :class:`TexturedSpec` specs)::
+
+    stanlib synth --style textured --out data/synth/textured --seed 0   # 480 train + 160 test clips
+
+The plain world (``--style plain``, the default) uses none of this code: its clips do not depend on it.
 """
 from __future__ import annotations
 
@@ -442,7 +454,7 @@ class SynthTask:
 
 def _rng(seed: int, task: str, split: str) -> np.random.Generator:
     """Independent streams per (seed, task, split): train and test never share random draws."""
-    task_code = ("motion", "appearance", "captions", "images").index(task)
+    task_code = ("motion", "appearance", "captions", "images", "textured").index(task)
     return np.random.default_rng([seed, task_code, 0 if split == "train" else 1])
 
 
@@ -673,6 +685,354 @@ def synth_images(n: int, seed: int = 0, size: int = 64, storyboards: float = 0.0
 
 
 # ----------------------------------------------------------------------------------------------
+# The textured world (``stanlib synth --style textured``)
+# ----------------------------------------------------------------------------------------------
+
+STYLES: tuple[str, ...] = ("plain", "textured")
+# Motion keys in class order: partners are adjacent (class 2k and 2k+1 are time reversals).
+TEXTURED_MOTIONS: tuple[str, ...] = ("left", "right", "up", "down", "grow", "shrink", "brighter", "darker")
+TEXTURED_PAIR_NAMES: tuple[str, ...] = ("left/right", "up/down", "grow/shrink", "brighter/darker")
+# "brighter", "darker" and "gets" are not tiny-CLIP words: the lighting pair is named with film's
+# "fades in" (from dark) / "fades out" (to dark), said of the whole video.
+TEXTURED_CLASSES: tuple[str, ...] = ("Something moves left", "Something moves right", "Something moves up",
+                                     "Something moves down", "Something grows", "Something shrinks",
+                                     "The video fades in", "The video fades out")
+SPRITE_KINDS: tuple[str, ...] = ("shape", "glyph", "blob", "stripes")
+STRIPED_SHAPES: tuple[str, ...] = ("circle", "square")
+# Letters as strokes (u right, v down, in units of the sprite radius): sharp, scalable, no font files.
+GLYPHS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "A": ((-0.7, 1.0, 0.0, -1.0), (0.0, -1.0, 0.7, 1.0), (-0.38, 0.3, 0.38, 0.3)),
+    "E": ((-0.6, -1.0, -0.6, 1.0), (-0.6, -1.0, 0.6, -1.0), (-0.6, 0.0, 0.4, 0.0), (-0.6, 1.0, 0.6, 1.0)),
+    "F": ((-0.6, -1.0, -0.6, 1.0), (-0.6, -1.0, 0.6, -1.0), (-0.6, 0.0, 0.4, 0.0)),
+    "H": ((-0.6, -1.0, -0.6, 1.0), (0.6, -1.0, 0.6, 1.0), (-0.6, 0.0, 0.6, 0.0)),
+    "K": ((-0.6, -1.0, -0.6, 1.0), (-0.6, 0.2, 0.6, -1.0), (-0.25, -0.15, 0.6, 1.0)),
+    "L": ((-0.6, -1.0, -0.6, 1.0), (-0.6, 1.0, 0.6, 1.0)),
+    "M": ((-0.7, 1.0, -0.7, -1.0), (-0.7, -1.0, 0.0, 0.3), (0.0, 0.3, 0.7, -1.0), (0.7, -1.0, 0.7, 1.0)),
+    "N": ((-0.6, 1.0, -0.6, -1.0), (-0.6, -1.0, 0.6, 1.0), (0.6, 1.0, 0.6, -1.0)),
+    "T": ((-0.7, -1.0, 0.7, -1.0), (0.0, -1.0, 0.0, 1.0)),
+    "V": ((-0.7, -1.0, 0.0, 1.0), (0.0, 1.0, 0.7, -1.0)),
+    "X": ((-0.65, -1.0, 0.65, 1.0), (-0.65, 1.0, 0.65, -1.0)),
+    "Y": ((-0.7, -1.0, 0.0, 0.0), (0.7, -1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)),
+    "Z": ((-0.6, -1.0, 0.6, -1.0), (0.6, -1.0, -0.6, 1.0), (-0.6, 1.0, 0.6, 1.0)),
+    "4": ((0.3, 1.0, 0.3, -1.0), (0.3, -1.0, -0.7, 0.4), (-0.7, 0.4, 0.7, 0.4)),
+    "7": ((-0.6, -1.0, 0.6, -1.0), (0.6, -1.0, -0.2, 1.0)),
+}
+GLYPH_HALF_WIDTH = 0.18             # stroke half width / radius
+GLYPH_TILT = 30.0                   # glyphs lean at most this many degrees (they stay readable)
+BLOB_EDGE, BLOB_SOFT = 1.2, 0.5     # a blob fades out between (EDGE - SOFT) and EDGE radii
+BLOB_ASPECT = (0.8, 1.25)           # blob ellipse axis ratio
+STRIPE_PERIOD = (0.55, 0.85)        # stripe period / radius
+TEXTURED_EXTENT = 1.5               # max distance of any sprite point from its centre / radius
+DISTRACTOR_RADIUS = (0.06, 0.10)    # distractors are smaller than the main sprite (RADIUS_RANGE)
+DISTRACTOR_DRIFT = (0.03, 0.08)     # a drifting distractor travels this fraction of the frame
+JITTER_MAX = 2                      # camera offset in pixels, per axis, any frame
+LIGHTING_FROM, LIGHTING_TO = (0.35, 0.55), (1.0, 1.15)  # "fades in": brightness gain start -> end
+STEADY_GAIN = (0.75, 1.05)          # constant brightness gain of the object-motion classes
+CORNER_RANGE = (20, 200)            # background corner colours, per channel
+WAVE_AMPLITUDE = (4.0, 16.0)        # background ripples: grey levels
+WAVE_CYCLES = (0.7, 3.0)            # ripples across the frame
+TEXTURE_NOISE = (3.0, 10.0)         # static per-pixel grey background noise, std in grey levels
+FRAME_NOISE = (0.5, 2.5)            # fresh per-frame grey sensor noise, std in grey levels
+MIN_CONTRAST = 110.0                # RGB distance of a sprite colour from the mean background
+
+
+@dataclass(frozen=True)
+class Sprite:
+    """One object of a textured clip, in pixels of the frame (y down) halfway through the clip.
+
+    ``kind`` is one of :data:`SPRITE_KINDS`; ``detail`` the shape (``shape``: any of :data:`SHAPES`,
+    ``stripes``: circle or square), the letter of :data:`GLYPHS` (``glyph``) or ``""`` (``blob``).
+    ``rgb2`` is the second stripe colour, ``aspect`` a blob's axis ratio, ``period`` the stripe period
+    over the radius, ``drift`` the (x, y) distance the sprite drifts over the clip (distractors).
+    """
+    kind: str
+    detail: str
+    rgb: tuple[int, int, int]
+    rgb2: tuple[int, int, int]
+    cx: float
+    cy: float
+    radius: float
+    angle: float = 0.0
+    aspect: float = 1.0
+    period: float = 0.7
+    drift: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Sprite":
+        d = dict(d)
+        for key in ("rgb", "rgb2", "drift"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TexturedSpec:
+    """Everything needed to render one textured clip; :func:`render_textured` is a pure function of it.
+
+    The fields describe the *forward* clip of the motion's pair (moves left, moves up, grows, gets
+    brighter) frame by frame: ``jitter[i]`` is the camera offset (dx, dy) of its frame ``i``. A spec
+    whose motion is the second of a pair renders as that forward clip played backwards, so twins
+    (:func:`reverse_textured_spec`) are exact reversals of everything: motion, jitter, distractor
+    drift and noise. Lighting scales the whole frame by a gain from ``gain_from`` to ``gain_to``
+    (equal for the object motions).
+    """
+    motion: str
+    sprite: Sprite
+    distractors: tuple[Sprite, ...]
+    corners: tuple[tuple[int, int, int], ...]             # background colours: top left, top right,
+                                                          # bottom left, bottom right
+    waves: tuple[tuple[float, float, float, float], ...]  # background ripples: (amplitude, cycles
+                                                          # per px in x, in y, phase)
+    noise_seed: int
+    texture_noise: float
+    frame_noise: float
+    jitter: tuple[tuple[int, int], ...]
+    travel: float = 0.0
+    scale_from: float = 1.0
+    scale_to: float = 1.0
+    gain_from: float = 1.0
+    gain_to: float = 1.0
+    size: int = 64
+    num_frames: int = 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TexturedSpec":
+        d = dict(d)
+        d["sprite"] = Sprite.from_dict(d["sprite"])
+        d["distractors"] = tuple(Sprite.from_dict(x) for x in d["distractors"])
+        for key in ("corners", "waves", "jitter"):
+            d[key] = tuple(tuple(x) for x in d[key])
+        return cls(**d)
+
+
+def _textured_index(motion: str) -> int:
+    if motion not in TEXTURED_MOTIONS:
+        raise ValueError(f"unknown textured motion {motion!r}; expected one of {list(TEXTURED_MOTIONS)}")
+    return TEXTURED_MOTIONS.index(motion)
+
+
+def reverse_textured_spec(spec: TexturedSpec) -> TexturedSpec:
+    """The partner class of the same clip: its frames are ``render_textured(spec)[::-1]``."""
+    return replace(spec, motion=TEXTURED_MOTIONS[_textured_index(spec.motion) ^ 1])
+
+
+def _segment_distance(u: np.ndarray, v: np.ndarray, seg: tuple[float, float, float, float], scale: float) -> np.ndarray:
+    """Distance (pixels) from (u, v) to a stroke segment given in units of ``scale``."""
+    au, av, bu, bv = (c * scale for c in seg)
+    pu, pv, du, dv = u - au, v - av, bu - au, bv - av
+    h = np.clip((pu * du + pv * dv) / (du * du + dv * dv), 0.0, 1.0)
+    return np.sqrt((pu - du * h) ** 2 + (pv - dv * h) ** 2)
+
+
+def _sprite_layer(sp: Sprite, X: np.ndarray, Y: np.ndarray, cx: float, cy: float, r: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(coverage (H, W) in [0, 1], colour (3,) or (H, W, 3)) of a sprite centred at (cx, cy), radius r."""
+    c, s = math.cos(math.radians(sp.angle)), math.sin(math.radians(sp.angle))
+    dx, dy = X - cx, Y - cy
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    colour = np.asarray(sp.rgb, np.float64)
+    if sp.kind == "shape":
+        return np.clip(0.5 - _shape_sdf(sp.detail, u, v, r), 0.0, 1.0), colour
+    if sp.kind == "glyph":
+        if sp.detail not in GLYPHS:
+            raise ValueError(f"unknown glyph {sp.detail!r}; expected one of {list(GLYPHS)}")
+        d = np.min([_segment_distance(u, v, seg, r) for seg in GLYPHS[sp.detail]], axis=0) - GLYPH_HALF_WIDTH * r
+        return np.clip(0.5 - d, 0.0, 1.0), colour
+    if sp.kind == "blob":
+        q = np.sqrt((u / (r * sp.aspect)) ** 2 + (v * sp.aspect / r) ** 2)
+        t = np.clip((BLOB_EDGE - q) / BLOB_SOFT, 0.0, 1.0)
+        return t * t * (3.0 - 2.0 * t), colour
+    if sp.kind == "stripes":
+        cover = np.clip(0.5 - _shape_sdf(sp.detail, u, v, r), 0.0, 1.0)
+        period = sp.period * r
+        phase = u / period
+        f = np.abs(phase - np.floor(phase) - 0.5)          # 0 mid-stripe of rgb2, 0.5 mid-stripe of rgb
+        mix = np.clip(0.5 - (f - 0.25) * period, 0.0, 1.0)  # anti-aliased stripe edges
+        return cover, colour * (1.0 - mix[:, :, None]) + np.asarray(sp.rgb2, np.float64) * mix[:, :, None]
+    raise ValueError(f"unknown sprite kind {sp.kind!r}; expected one of {list(SPRITE_KINDS)}")
+
+
+def _paint(canvas: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    cover, colour = layer
+    return canvas * (1.0 - cover[:, :, None]) + colour * cover[:, :, None]
+
+
+def _textured_background(spec: TexturedSpec, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Static background on the padded canvas: a bilinear blend of 4 corner colours, sine ripples
+    and per-pixel grey noise."""
+    n = spec.size
+    ax, ay = (X / n)[:, :, None], (Y / n)[:, :, None]
+    tl, tr, bl, br = (np.asarray(c, np.float64) for c in spec.corners)
+    out = (tl * (1.0 - ax) + tr * ax) * (1.0 - ay) + (bl * (1.0 - ax) + br * ax) * ay
+    for amp, fx, fy, phase in spec.waves:
+        out = out + (amp * np.sin(2.0 * math.pi * (fx * X + fy * Y) + phase))[:, :, None]
+    noise = np.random.default_rng([spec.noise_seed, 0]).normal(0.0, spec.texture_noise, (*out.shape[:2], 1))
+    return out + noise  # grey noise: h264's 4:2:0 chroma would blur colour noise away
+
+
+def render_textured(spec: TexturedSpec) -> np.ndarray:
+    """Render a textured clip: uint8 array (T, H, W, 3), deterministic and pure.
+
+    The scene is drawn on a canvas :data:`JITTER_MAX` pixels larger on every side, each frame's view
+    cut at its camera offset, scaled by the lighting gain, plus fresh sensor noise. The second class
+    of a pair is the first class's clip reversed, frame for frame.
+    """
+    k = _textured_index(spec.motion)
+    if k % 2:
+        return np.ascontiguousarray(render_textured(replace(spec, motion=TEXTURED_MOTIONS[k - 1]))[::-1])
+    n, T, J = spec.size, spec.num_frames, JITTER_MAX
+    if n < 8 or T < 1:
+        raise ValueError(f"clip size {n} px x {T} frames is too small (need size >= 8, frames >= 1)")
+    if len(spec.jitter) != T:
+        raise ValueError(f"jitter holds {len(spec.jitter)} offsets for {T} frames")
+    grid = np.arange(n + 2 * J, dtype=np.float64) + 0.5 - J  # canvas pixel centres, frame coordinates
+    X, Y = np.broadcast_arrays(grid[None, :], grid[:, None])
+    background = _textured_background(spec, X, Y)
+    sensor = np.random.default_rng([spec.noise_seed, 1]).normal(0.0, spec.frame_noise, (T, n, n, 1))
+    pair = k // 2
+    main = spec.sprite
+    out = np.empty((T, n, n, 3), np.uint8)
+    for i in range(T):
+        s = i / (T - 1) if T > 1 else 0.5
+        canvas = background
+        for d in spec.distractors:
+            canvas = _paint(canvas, _sprite_layer(d, X, Y, d.cx + d.drift[0] * (s - 0.5),
+                                                  d.cy + d.drift[1] * (s - 0.5), d.radius))
+        cx, cy, r = main.cx, main.cy, main.radius
+        if pair == 0:    # moves left: starts right of centre
+            cx = cx + spec.travel * (0.5 - s)
+        elif pair == 1:  # moves up: starts below centre (y points down)
+            cy = cy + spec.travel * (0.5 - s)
+        elif pair == 2:  # grows
+            r = r * (spec.scale_from + (spec.scale_to - spec.scale_from) * s)
+        gain = spec.gain_from + (spec.gain_to - spec.gain_from) * s
+        canvas = _paint(canvas, _sprite_layer(main, X, Y, cx, cy, r))
+        jx, jy = spec.jitter[i]
+        view = canvas[J + jy: J + jy + n, J + jx: J + jx + n]
+        out[i] = np.clip(np.rint(view * gain + sensor[i]), 0, 255).astype(np.uint8)
+    return out
+
+
+def _contrasting(rng: np.random.Generator, against: np.ndarray, distance: float = MIN_CONTRAST) -> tuple[int, int, int]:
+    """A random colour at least ``distance`` (RGB) away from ``against`` (the last try if none is)."""
+    for _ in range(64):
+        rgb = rng.integers(0, 256, size=3)
+        if np.linalg.norm(rgb - against) >= distance:
+            break
+    return tuple(int(x) for x in rgb)
+
+
+def _random_sprite(rng: np.random.Generator, background: np.ndarray, radius: float) -> Sprite:
+    """A sprite of a random kind and colour (positioned at the origin: the caller places it)."""
+    kind = SPRITE_KINDS[rng.integers(len(SPRITE_KINDS))]
+    detail = {"shape": lambda: SHAPES[rng.integers(len(SHAPES))],
+              "glyph": lambda: list(GLYPHS)[rng.integers(len(GLYPHS))],
+              "blob": lambda: "",
+              "stripes": lambda: STRIPED_SHAPES[rng.integers(len(STRIPED_SHAPES))]}[kind]()
+    rgb = _contrasting(rng, background)
+    rgb2 = _contrasting(rng, np.asarray(rgb), MIN_CONTRAST)
+    angle = float(rng.uniform(-GLYPH_TILT, GLYPH_TILT) if kind == "glyph" else rng.uniform(0.0, 360.0))
+    return Sprite(kind, detail, rgb, rgb2, 0.0, 0.0, float(radius), angle,
+                  aspect=float(rng.uniform(*BLOB_ASPECT)), period=float(rng.uniform(*STRIPE_PERIOD)))
+
+
+def sample_textured_spec(rng: np.random.Generator, motion: str, size: int = 64, num_frames: int = 16) -> TexturedSpec:
+    """A random textured clip of a given motion (:data:`TEXTURED_MOTIONS`) whose main sprite stays inside the frame."""
+    pair = _textured_index(motion) // 2
+    corners = tuple(tuple(int(x) for x in rng.integers(CORNER_RANGE[0], CORNER_RANGE[1] + 1, size=3)) for _ in range(4))
+    waves = []
+    for _ in range(int(rng.integers(1, 3))):
+        cycles, theta = rng.uniform(*WAVE_CYCLES) / size, rng.uniform(0.0, 2 * math.pi)
+        waves.append((float(rng.uniform(*WAVE_AMPLITUDE)), float(cycles * math.cos(theta)),
+                      float(cycles * math.sin(theta)), float(rng.uniform(0.0, 2 * math.pi))))
+    mean = np.mean(np.asarray(corners, np.float64), axis=0)
+    sprite = _random_sprite(rng, mean, rng.uniform(*RADIUS_RANGE) * size)
+    travel = float(rng.uniform(*TRAVEL_RANGE) * size)
+    body = TEXTURED_EXTENT * sprite.radius
+    hx = travel / 2 + body if pair == 0 else body * (SCALE_RANGE[1] if pair == 2 else 1.0)
+    hy = travel / 2 + body if pair == 1 else body * (SCALE_RANGE[1] if pair == 2 else 1.0)
+    hx, hy = min(hx, size / 2), min(hy, size / 2)
+    sprite = replace(sprite, cx=float(rng.uniform(hx, size - hx)), cy=float(rng.uniform(hy, size - hy)))
+    distractors = []
+    for _ in range(int(rng.integers(1, 3))):
+        d = _random_sprite(rng, mean, rng.uniform(*DISTRACTOR_RADIUS) * size)
+        drift = (0.0, 0.0)
+        if rng.random() < 0.5:
+            length, theta = rng.uniform(*DISTRACTOR_DRIFT) * size, rng.uniform(0.0, 2 * math.pi)
+            drift = (float(length * math.cos(theta)), float(length * math.sin(theta)))
+        margin = d.radius
+        distractors.append(replace(d, cx=float(rng.uniform(margin, size - margin)),
+                                   cy=float(rng.uniform(margin, size - margin)), drift=drift))
+    if pair == 3:  # gets brighter
+        gain_from, gain_to = float(rng.uniform(*LIGHTING_FROM)), float(rng.uniform(*LIGHTING_TO))
+    else:
+        gain_from = gain_to = float(rng.uniform(*STEADY_GAIN))
+    offset = rng.integers(-JITTER_MAX, JITTER_MAX + 1, size=2)
+    jitter = []
+    for _ in range(num_frames):  # a random walk of at most a pixel per axis and frame, within +-JITTER_MAX
+        jitter.append((int(offset[0]), int(offset[1])))
+        offset = np.clip(offset + rng.integers(-1, 2, size=2), -JITTER_MAX, JITTER_MAX)
+    return TexturedSpec(motion=motion, sprite=sprite, distractors=tuple(distractors), corners=corners,
+                        waves=tuple(waves), noise_seed=int(rng.integers(2**31)),
+                        texture_noise=float(rng.uniform(*TEXTURE_NOISE)), frame_noise=float(rng.uniform(*FRAME_NOISE)),
+                        jitter=tuple(jitter), travel=travel, scale_from=SCALE_RANGE[0], scale_to=SCALE_RANGE[1],
+                        gain_from=gain_from, gain_to=gain_to, size=size, num_frames=num_frames)
+
+
+@dataclass
+class TexturedItem(SynthItem):
+    """A clip of the textured world (``spec`` is a :class:`TexturedSpec`)."""
+
+    def frames(self) -> np.ndarray:
+        return render_textured(self.spec)
+
+
+@dataclass
+class TexturedTask(SynthTask):
+    """The textured world's task: labels index :data:`TEXTURED_CLASSES` (= :data:`TEXTURED_MOTIONS`)."""
+
+    def motion_labels(self, split: str) -> np.ndarray:
+        """Motion class of every item (0-7, see :data:`TEXTURED_MOTIONS`); pair = label // 2."""
+        return self.labels(split)
+
+
+def textured_task(n_train: int = 480, n_test: int = 160, seed: int = 0, size: int = 64,
+                  num_frames: int = 16, twin_train: bool = False) -> TexturedTask:
+    """Motion recognition in the textured world: 8 classes (4 reversal pairs, :data:`TEXTURED_CLASSES`).
+
+    The test split is made of exact reversal twins, balanced over the pairs; the training split of
+    independent clips balanced over the classes, or of twins too with ``twin_train``.
+    """
+    _check_counts(n_train, n_test, size, num_frames)
+    for split, n, twins in (("train", n_train, twin_train), ("test", n_test, True)):
+        if twins and n % 2:
+            raise ValueError(f"the {split} split is made of reversed twins and needs an even count, got {n}")
+
+    def item(id_, spec, twin):
+        label = _textured_index(spec.motion)
+        return TexturedItem(id_, spec, label, TEXTURED_CLASSES[label], [TEXTURED_CLASSES[label]], twin)
+
+    splits = []
+    for split, n, start, twins in (("train", n_train, 0, twin_train), ("test", n_test, n_train, True)):
+        rng = _rng(seed, "textured", split)
+        items = []
+        if twins:
+            for k, p in enumerate(_balanced(rng, n // 2, len(TEXTURED_PAIR_NAMES))):
+                spec = sample_textured_spec(rng, TEXTURED_MOTIONS[2 * p + rng.integers(2)], size, num_frames)
+                a, b = str(start + 2 * k), str(start + 2 * k + 1)
+                items += [item(a, spec, b), item(b, reverse_textured_spec(spec), a)]
+        else:
+            for k, m in enumerate(_balanced(rng, n, len(TEXTURED_MOTIONS))):
+                items.append(item(str(start + k), sample_textured_spec(rng, TEXTURED_MOTIONS[m], size, num_frames),
+                                  None))
+        splits.append(items)
+    return TexturedTask("textured", list(TEXTURED_CLASSES), splits[0], splits[1], seed)
+
+
+# ----------------------------------------------------------------------------------------------
 # Writing mp4 + annotations in the real datasets' formats
 # ----------------------------------------------------------------------------------------------
 
@@ -763,6 +1123,19 @@ def _write_msrvtt(task: SynthTask, out: Path, fps: int) -> list[str]:
     return ["MSRVTT_data.json", "MSRVTT_train.9k.csv", "MSRVTT_JSFUSION_test.csv"]
 
 
+def _write_generic_label(task: SynthTask, out: Path) -> list[str]:
+    """generic_label files: ``classes.txt`` (line = label id) and ``train.csv`` / ``test.csv`` with
+    header ``video,label,twin`` (label: the class name; twin: the path of the clip's exact time
+    reversal, empty for none)."""
+    (out / "classes.txt").write_text("".join(f"{name}\n" for name in task.classes))
+    for name, items in (("train.csv", task.train), ("test.csv", task.test)):
+        _write_csv(out / name, ["video", "label", "twin"],
+                   [[f"videos/{it.id}.mp4", task.classes[it.label], f"videos/{it.twin}.mp4" if it.twin else ""]
+                    for it in items])
+    return list(GENERIC_LABEL_FILES)
+
+
+GENERIC_LABEL_FILES = ("classes.txt", "train.csv", "test.csv")
 ANNOTATION_FILES = ("labels.json", "something-something-v2-train.json", "something-something-v2-validation.json",
                     "train_list_videos.txt", "val_list_videos.txt", "label_map_k400.txt", "MSRVTT_data.json", "MSRVTT_train.9k.csv",
                     "MSRVTT_JSFUSION_test.csv", "synth_meta.json")
@@ -773,12 +1146,16 @@ def _written_files(out: Path) -> set[Path]:
     (every clip id, so ``videos/<id>.mp4``), plus the annotation files the generator writes."""
     meta = out / "synth_meta.json"
     ids: list[str] = []
+    names = list(ANNOTATION_FILES)
     if meta.is_file() and not meta.is_symlink():
         try:
-            ids = [str(item["id"]) for item in json.loads(meta.read_text()).get("items", [])]
+            data = json.loads(meta.read_text())
+            ids = [str(item["id"]) for item in data.get("items", [])]
+            if data.get("style") == "textured":
+                names += GENERIC_LABEL_FILES
         except (ValueError, KeyError, TypeError, AttributeError):
             ids = []
-    return {out / name for name in ANNOTATION_FILES} | {out / "videos" / f"{i}.mp4" for i in ids}
+    return {out / name for name in names} | {out / "videos" / f"{i}.mp4" for i in ids}
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -825,9 +1202,12 @@ def write_task(task: SynthTask, out: str | Path, fps: int = 8, crf: int = 10, ov
         _write_path_label_lists(task, out)
     elif task.name == "captions":
         _write_msrvtt(task, out, fps)
+    elif task.name == "textured":
+        _write_generic_label(task, out)
     else:
-        raise ValueError(f"unknown task {task.name!r}; expected one of {list(TASKS)}")
+        raise ValueError(f"unknown task {task.name!r}; expected one of {[*TASKS, 'textured']}")
     meta = {"task": task.name, "seed": task.seed, "fps": fps, "classes": task.classes,
+            **({"style": "textured"} if task.name == "textured" else {}),
             "items": [{"id": it.id, "split": split, "label": it.label, "caption": it.caption, "twin": it.twin,
                        "spec": it.spec.to_dict()}
                       for split, its in (("train", task.train), ("test", task.test)) for it in its]}
@@ -835,14 +1215,16 @@ def write_task(task: SynthTask, out: str | Path, fps: int = 8, crf: int = 10, ov
     return {"train": len(task.train), "test": len(task.test)}
 
 
-def load_meta(folder: str | Path) -> list[tuple[str, str, ClipSpec]]:
-    """(id, split, spec) of every clip of a written set, from its ``synth_meta.json``."""
+def load_meta(folder: str | Path) -> list[tuple[str, str, ClipSpec | TexturedSpec]]:
+    """(id, split, spec) of every clip of a written set, from its ``synth_meta.json`` (a textured set's
+    specs are :class:`TexturedSpec`, rendered by :func:`render_textured`)."""
     path = Path(folder) / "synth_meta.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: is {folder} a folder written by `stanlib synth`?")
     meta = json.loads(path.read_text())
+    spec_type = TexturedSpec if isinstance(meta, dict) and meta.get("style") == "textured" else ClipSpec
     try:
-        return [(d["id"], d["split"], ClipSpec.from_dict(d["spec"])) for d in meta["items"]]
+        return [(d["id"], d["split"], spec_type.from_dict(d["spec"])) for d in meta["items"]]
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: malformed item ({err!r}); expected items with id, split, spec") from None
 
@@ -851,21 +1233,37 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="stanlib synth",
         description="Write synthetic teaching videos (mp4) with annotations in the real datasets' formats: "
-                    "motion and appearance in SSv2 format, captions in MSR-VTT format.")
-    parser.add_argument("task", choices=[*TASKS, "all"], help="which task; 'all' writes OUT/<task> for each")
+                    "motion and appearance in SSv2 format, captions in MSR-VTT format. --style textured "
+                    "writes the textured world instead: 8 motion classes (4 reversal pairs) on noisy "
+                    "backgrounds with distractors, camera jitter and lighting changes, in generic_label "
+                    "format (train.csv, test.csv with a twin column, classes.txt).")
+    parser.add_argument("task", nargs="?", choices=[*TASKS, "all"],
+                        help="which task; 'all' writes OUT/<task> for each (--style plain). --style textured "
+                             "has one task: leave it out (or say 'motion')")
+    parser.add_argument("--style", choices=STYLES, default="plain",
+                        help="plain (default): the teaching world; textured: the textured world")
     parser.add_argument("--out", required=True, help="output folder (must be empty or new, see --overwrite)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-train", type=int, default=400)
-    parser.add_argument("--n-test", type=int, default=100, help="even for motion/captions (reversed twins)")
+    parser.add_argument("--n-train", type=int, default=None, help="default 400 (plain), 480 (textured)")
+    parser.add_argument("--n-test", type=int, default=None,
+                        help="default 100 (plain), 160 (textured); even for motion/captions/textured (reversed twins)")
     parser.add_argument("--size", type=int, default=64, help="frame side in pixels (even)")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--crf", type=int, default=10, help="h264 quality (lower = better colours, bigger files)")
     parser.add_argument("--twin-train", action="store_true",
-                        help="motion/captions: build the train split from reversed twins too (each clip next "
+                        help="motion/captions/textured: build the train split from reversed twins too (each clip next "
                              "to its exact time reversal)")
     parser.add_argument("--overwrite", action="store_true", help="replace a previous synthetic set in --out")
     args = parser.parse_args(argv)
+    if args.style == "textured":
+        if args.task not in (None, "motion"):
+            parser.error(f"--style textured writes one task (8 motion classes); leave out {args.task!r}")
+        return _textured_cli(args)
+    if args.task is None:
+        parser.error("the following arguments are required: task")
+    args.n_train = 400 if args.n_train is None else args.n_train
+    args.n_test = 100 if args.n_test is None else args.n_test
     if args.twin_train and args.task == "appearance":
         parser.error("--twin-train applies to the motion and captions tasks, not appearance")
 
@@ -881,4 +1279,19 @@ def cli_main(argv: list[str]) -> int:
             print(f"stanlib synth {name}: error: {err}", file=sys.stderr)
             return 2
         print(f"{name}: wrote {counts['train']} train + {counts['test']} test clips to {out}")
+    return 0
+
+
+def _textured_cli(args: argparse.Namespace) -> int:
+    """``stanlib synth --style textured``: write :func:`textured_task` to ``--out``."""
+    try:
+        task = textured_task(n_train=480 if args.n_train is None else args.n_train,
+                             n_test=160 if args.n_test is None else args.n_test, seed=args.seed,
+                             size=args.size, num_frames=args.frames, twin_train=args.twin_train)
+        counts = write_task(task, args.out, fps=args.fps, crf=args.crf, overwrite=args.overwrite)
+    except (ValueError, OSError) as err:
+        print(f"stanlib synth --style textured: error: {err}", file=sys.stderr)
+        return 2
+    print(f"textured: wrote {counts['train']} train + {counts['test']} test clips ({len(task.classes)} classes) "
+          f"to {args.out} (generic_label: train.csv, test.csv, classes.txt)")
     return 0
