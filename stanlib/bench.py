@@ -53,6 +53,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from stanlib.engine import Stepper, build_optimizer
 from stanlib.flops import count_gmacs
 from stanlib.losses import ContrastiveLoss
 from stanlib.model import STANModel, create_model
@@ -279,15 +280,9 @@ def freeze_text_tower(model: STANModel) -> int:
 
 
 def make_optimizer(model: nn.Module, impl: str = "fused") -> torch.optim.Optimizer:
-    """AdamW with the STAN recipe's betas/eps; ``fused`` (one kernel per step) where supported."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    kw = dict(lr=1e-6, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.02)
-    if impl == "fused":
-        try:
-            return torch.optim.AdamW(params, fused=True, **kw)
-        except (RuntimeError, TypeError):  # older PyTorch / unsupported device: fall back quietly
-            pass
-    return torch.optim.AdamW(params, foreach=True, **kw)
+    """The training engine's AdamW (:func:`stanlib.engine.build_optimizer`, STAN's betas/eps, no decay on
+    norms/embeddings); ``fused`` (one kernel per step) where supported, else multi-tensor."""
+    return build_optimizer(model, lr=1e-6, weight_decay=0.02, lr_mult=10.0, fused=impl == "fused")
 
 
 def prime_optimizer(optimizer: torch.optim.Optimizer) -> None:
@@ -347,18 +342,15 @@ def train_step(model: STANModel, setup: Setup, optimizer, frames, tokens,
     """A callable running one optimiser step: features, InfoNCE, backward, AdamW."""
     features = features or _features_fn(model, setup)
     loss_fn = ContrastiveLoss(logit_scale=float(model.logit_scale))
-    scaler = torch.amp.GradScaler(enabled=setup.amp_dtype == torch.float16)
+    stepper = Stepper(optimizer, scaler=setup.amp_dtype == torch.float16)   # the training engine's step
 
     def run():
         _apply_switches(model, setup)
         model.train()
-        optimizer.zero_grad(set_to_none=True)
         with _autocast(setup):
             video, text = features(frames, tokens)
             loss = loss_fn(video, text, model.logit_scale)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        stepper.step(loss)
     return run
 
 

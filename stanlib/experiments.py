@@ -13,12 +13,12 @@ Rows (``ROWS``): zero-shot CLIP, CLIP mean pooling (CLIP4Clip meanP), seqTransf 
 transformer on frame embeddings), STAN-conv, STAN-self, and the Table 6 ablations (posterior,
 branch single level, no cross-frame, no intra-frame; full = STAN-self).
 
-One compact training loop (:func:`train_model`) serves the experiments and ``stanlib demo``. It
-is not :class:`stanlib.train.Trainer` because that trainer is built around datasets that decode
-files through a DataLoader; here every clip already sits in memory as a uint8 tensor and batches
-are built from reversal twins (each clip next to its time reversal; about +4 points in the recipe sweeps).
-It reuses the trainer's parameter groups (branch at 10x lr, no decay on norms/embeddings) and
-warm-up + cosine schedule, and the recognition head / InfoNCE / metrics of the shared modules.
+:func:`train_model` trains on clips held in memory as uint8 tensors (no decoding), with batches
+built from reversal twins (each clip next to its time reversal; about +4 points in the recipe
+sweeps). Its optimiser, schedule, clipping and step are the training engine's
+(:mod:`stanlib.engine`, shared with ``stanlib train``); heads, losses and metrics come from the
+shared modules. ``stanlib train --preset tiny-motion`` trains the same recipe on the decoded video
+files (:mod:`stanlib.presets`).
 
 Recipe (chosen by the sweeps of docs/experiments.md section 2): frozen class vectors for recognition (a
 trainable text tower collapses each reversed pair's class embeddings; ``head="task"``: class-name
@@ -57,7 +57,7 @@ from stanlib.evaluate import retrieval_metrics
 from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
 from stanlib.model import STANModel, create_model
 from stanlib.tiny import to_model_input
-from stanlib.train import flush_denormals, param_groups, warmup_cosine
+from stanlib.engine import Stepper, build_optimizer, flush_denormals, warmup_cosine
 
 TASK_KINDS = {"motion": "recognition", "appearance": "recognition", "captions": "retrieval"}
 # Recognition head of Recipe(head="task"): the class names' text embeddings where the tiny CLIP
@@ -383,12 +383,12 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
     anchors = verb_anchors(model, recipe) if data.kind == "retrieval" else None
     criterion = ContrastiveLoss(recipe.logit_scale).to(device)
     extra = {"head": head} if head is not None and head.linear is not None else None
-    groups = param_groups(model, recipe.lr, recipe.weight_decay, recipe.lr_mult, extra)
-    if not groups:  # nothing to train (frozen CLIP without a branch)
+    try:
+        opt = build_optimizer(model, recipe.lr, recipe.weight_decay, recipe.lr_mult, extra)
+    except ValueError:  # nothing to train (frozen CLIP without a branch)
         return {"loss": [], "eval": [], "seconds": 0.0, "cpu_seconds": 0.0, "trainable": 0}
-    opt = torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.98), eps=1e-8)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(max(1, recipe.warmup), recipe.steps))
-    params = [p for g in groups for p in g["params"]]
+    stepper = Stepper(opt, warmup_cosine(max(1, recipe.warmup), recipe.steps), grad_clip=recipe.grad_clip)
+    params = stepper.clip_params
     order = batch_order(data, recipe.batch_size, recipe.steps, rng, recipe.twin_batches,
                         recipe.same_appearance if data.kind == "retrieval" else 0)
     record = {"loss": [], "eval": [], "trainable": sum(p.numel() for p in params), "head": head}
@@ -407,12 +407,7 @@ def train_model(model: STANModel, data: TaskData, recipe: Recipe, seed: int = 0,
                                       anchors)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{desc}: loss {loss.item()} at step {step}; lower the learning rate")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if recipe.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-            opt.step()
-            sched.step()
+            stepper.step(loss)
             record["loss"].append(round(loss.item(), 5))
             if callback is not None:
                 callback(step, record["loss"][-1])
@@ -644,6 +639,133 @@ def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int],
     return results
 
 
+# =========================================================================== presets on any dataset
+PRESET_RESULTS = "preset-results"    # subfolder of --out for runs of a preset (stanlib train's path)
+
+
+def preset_config(preset: str, row: str, seed: int, *, data: Optional[str] = None, data_root: Optional[str] = None,
+                  overrides: Sequence[str] = (), out_dir: Optional[Path] = None, quick: bool = False):
+    """The :class:`stanlib.presets.Config` of one (preset, row, seed): the preset (the recipe), the row's
+    model (``ROWS``: e.g. ``meanpool`` -> ``arch=meanpool``), the seed, then the data and ``overrides``
+    (``KEY=VALUE`` as for ``stanlib train --set``). ``data``: ``"FORMAT:DIR"`` (e.g.
+    ``"generic_label:worlds/textured"``; the validation split becomes ``test``); ``data_root``: another
+    folder in the preset's own format. ``quick``: 2 steps of 4 clips (a smoke run)."""
+    from stanlib.presets import Config, apply_overrides, get_preset
+
+    if row not in ROWS:
+        raise ValueError(f"unknown row {row!r}; expected one of {list(ROWS)}")
+    if not ROWS[row][2]:
+        raise ValueError(f"row {row!r} is not trained; preset sweeps train every row (use a trained row)")
+    cfg = get_preset(preset)
+    fields_ = {f.name for f in fields(Config)}
+    model_kwargs = dict(cfg.model_kwargs)
+    changes: dict = {"seed": seed}
+    for key, value in {"temporal": "attn", "arch": "branch", **ROWS[row][1]}.items():
+        if key in fields_:
+            changes[key] = value
+        else:
+            model_kwargs[key] = value
+    changes["model_kwargs"] = model_kwargs
+    cfg = replace(cfg, **changes)
+    items = []
+    if data:
+        fmt, sep, root = data.partition(":")
+        if not sep or not root:
+            raise ValueError(f"--data {data!r}: expected FORMAT:DIR, e.g. generic_label:path/to/folder")
+        items += [f"dataset={fmt}", f"data_root={root}", "val_split=test"]
+    if data_root:
+        items.append(f"data_root={data_root}")
+    if quick:
+        items += ["max_steps=2", "batch_size=4", "eval_every=1000"]
+    if out_dir is not None:
+        items.append(f"out_dir={out_dir}")
+    return apply_overrides(cfg, items + list(overrides))
+
+
+def preset_key(config) -> str:
+    """Short hash of a run's config (without where it writes) and the CLIP weights' bytes."""
+    d = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "num_workers", "device", "name",
+                                                                "description", "seed")}
+    return hashlib.sha1((json.dumps(d, sort_keys=True, default=str) + weights_digest(config.pretrained or "none")
+                         ).encode()).hexdigest()[:8]
+
+
+def run_preset(preset: str, row: str, seed: int, out_dir: Path = DEFAULT_OUT, *, data: Optional[str] = None,
+               data_root: Optional[str] = None, overrides: Sequence[str] = (), quick: bool = False) -> dict:
+    """Train one (preset, row, seed) with ``stanlib train``'s trainer (cached by config), evaluate the
+    last model on the validation split and write ``out_dir/preset-results/<name>.json``. Recognition with
+    declared twins adds direction accuracy, overall and per class pair."""
+    from stanlib.evaluate import direction_metrics_from_twins
+    from stanlib.train import build_trainer, seed_everything
+
+    tag = (data or data_root or "").rstrip("/").split("/")[-1].split(":")[-1]
+    name = f"{preset}{'@' + tag if tag else ''}"
+    cfg = preset_config(preset, row, seed, data=data, data_root=data_root, overrides=overrides, quick=quick)
+    key = preset_key(cfg)
+    path = Path(out_dir) / PRESET_RESULTS / f"{name}__{row}__seed{seed}__{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    cfg = replace(cfg, out_dir=str(Path(out_dir) / "preset-runs" / f"{name}__{row}__seed{seed}__{key}"))
+    seed_everything(seed)
+    trainer = build_trainer(cfg)
+    t0, cpu0 = time.time(), time.process_time()
+    trainer.fit()
+    seconds, cpu = time.time() - t0, time.process_time() - cpu0
+    metrics = dict(trainer.state.metrics)
+    twins = getattr(trainer.val_set, "twins", None)
+    if cfg.task == "recognition" and twins is not None and getattr(trainer, "last_logits", None) is not None:
+        logits = trainer.last_logits
+        logits = logits.mean(1) if logits.ndim == 3 else logits
+        d = direction_metrics_from_twins(logits, torch.as_tensor(trainer.val_set.labels), twins,
+                                         class_names=trainer.val_set.classes)
+        metrics.update(direction=d["direction"], direction_n=d["n"], per_pair=d["per_pair"])
+    result = {"preset": preset, "data": data or data_root or cfg.data_root, "task": name, "row": row, "seed": seed,
+              "config": cfg.to_dict(), "config_key": key, "weights_sha1": weights_digest(cfg.pretrained or "none"),
+              "metrics": metrics, "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu, 1),
+              "steps": trainer.state.global_step, "loss": [s["loss"] for s in trainer.state.steps],
+              "torch_threads": torch.get_num_threads(), "device": _device_name(str(trainer.device)),
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result) + "\n")
+    return result
+
+
+def run_preset_sweep(preset: str, rows: Sequence[str], seeds: Sequence[int], out_dir: Path = DEFAULT_OUT,
+                     **kwargs) -> list[dict]:
+    """Every (row, seed) of one preset on one dataset (:func:`run_preset`); one line per finished run."""
+    results = []
+    for seed in seeds:
+        for row in rows:
+            t0 = time.time()
+            res = run_preset(preset, row, seed, out_dir, **kwargs)
+            results.append(res)
+            m = res["metrics"]
+            shown = {k: round(v, 1) for k, v in m.items() if k in ("top1", "direction", "t2v/R@1")}
+            print(f"[{time.strftime('%H:%M:%S')}] {res['task']:<22} {row:<12} seed {seed}: {shown} "
+                  f"({res['train_seconds']:.0f} s train, {time.time() - t0:.0f} s total)", flush=True)
+    return results
+
+
+def preset_table(results: list[dict]) -> str:
+    """Markdown: one line per (dataset, row): seeds, top-1, direction (mean ± std) and per-pair direction."""
+    lines = ["| data | model | seeds | top-1 | direction | per seed | per pair |", "|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in sorted(results, key=lambda r: (r["task"], list(ROWS).index(r["row"]), r["seed"])):
+        groups.setdefault((r["task"], r["row"]), []).append(r)
+    for (task, row), rs in groups.items():
+        dirs = [r["metrics"].get("direction") for r in rs]
+        pairs = rs[0]["metrics"].get("per_pair") or {}
+        pp = ", ".join(f"{p} {np.mean([r['metrics']['per_pair'][p]['direction'] for r in rs]):.0f}" for p in pairs)
+        lines.append(f"| {task} | {ROWS[row][0]} | {len(rs)} | {_mean_std([r['metrics'].get('top1') for r in rs])} "
+                     f"| {_mean_std(dirs)} | {', '.join(f'{d:.1f}' for d in dirs if d is not None) or '-'} "
+                     f"| {pp or '-'} |")
+    return "\n".join(lines)
+
+
+def load_preset_results(out_dir: Path) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted((Path(out_dir) / PRESET_RESULTS).glob("*.json"))]
+
+
 # =========================================================================== tables
 def load_results(out_dir: Path = DEFAULT_OUT, recipe_key: Optional[str] = None) -> list[dict]:
     files = sorted((Path(out_dir) / "results").glob("*.json"))
@@ -793,11 +915,21 @@ def _parser() -> argparse.ArgumentParser:
                           "the class names' text embeddings, the paper's head; orthogonal: frozen random "
                           "orthonormal class vectors; linear: trainable)")
     run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
+    run.add_argument("--preset", default=None,
+                     help="train each row with this `stanlib train` preset (its recipe, on its data or --data) "
+                          "instead of the in-memory tasks; results go to OUT/preset-results")
+    run.add_argument("--data", default=None, metavar="FORMAT:DIR",
+                     help="with --preset: another dataset, e.g. generic_label:path/to/folder (split test)")
+    run.add_argument("--data-root", default=None, help="with --preset: the preset's format in another folder")
+    run.add_argument("--config", dest="config_set", action="append", default=[], metavar="KEY=VALUE",
+                     help="with --preset: override a config field (repeatable), as `stanlib train --set`")
     table = sub.add_parser("table", help="print / write the markdown tables from result files")
     table.add_argument("--out", default=str(RESULTS_DIR),
                        help="folder of a run's results (default: the committed results shipped with stanlib)")
     table.add_argument("--teaching", action="store_true",
                        help="print the README's teaching-world table (default recipes, every seed) instead")
+    table.add_argument("--presets", action="store_true",
+                       help="the table of preset runs (`run --preset`) under OUT/preset-results")
     zoo_cmd = sub.add_parser("zoo", help="train (cached) and pack the teaching zoo: the course's trained tiny models")
     zoo_cmd.add_argument("--out", default=str(RESULTS_DIR), help="where the runs' result files go (default: the "
                          "committed results shipped with stanlib)")
@@ -827,6 +959,13 @@ def cli_main(argv: list[str]) -> int:
             return 2
         print(teaching_table(results))
         return 0
+    if args.cmd == "table" and args.presets:
+        results = load_preset_results(out)
+        if not results:
+            print(f"stanlib experiments: no results under {out}/{PRESET_RESULTS}", file=sys.stderr)
+            return 2
+        print(preset_table(results))
+        return 0
     if args.cmd == "table":
         results = load_results(out)
         if not results:
@@ -838,6 +977,8 @@ def cli_main(argv: list[str]) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.preset or args.data or args.data_root or args.config_set:
+        return _preset_main(args, out)
     recipes = _recipes_from_args(args)
     for task, recipe in recipes.items():
         print(f"{task} recipe (cache key {recipe.key(task)}): {_describe(recipe)}")
@@ -851,6 +992,28 @@ def cli_main(argv: list[str]) -> int:
     path = write_report(load_results(out), out)
     print(markdown_report(results))
     print(f"wrote {path} and {out / 'results.json'}; wall time {time.time() - t0:.0f} s")
+    return 0
+
+
+def _preset_main(args, out: Path) -> int:
+    """``stanlib experiments run --preset P [--data FORMAT:DIR]``: rows x seeds through ``stanlib train``."""
+    from stanlib.presets import ConfigError
+
+    if not args.preset:
+        print("stanlib experiments: --data, --data-root and --config need --preset (e.g. --preset tiny-motion)",
+              file=sys.stderr)
+        return 2
+    rows = [r for r in args.rows if ROWS[r][2]] if args.rows == list(ROWS) else args.rows
+    t0 = time.time()
+    try:
+        results = run_preset_sweep(args.preset, rows, args.seeds, out, data=args.data, data_root=args.data_root,
+                                   overrides=args.config_set, quick=args.quick)
+    except (ConfigError, KeyError, ValueError, FileNotFoundError) as err:
+        print(f"stanlib experiments: {err.args[0] if isinstance(err, KeyError) and err.args else err}",
+              file=sys.stderr)
+        return 2
+    print(preset_table(results))
+    print(f"results in {out / PRESET_RESULTS}; wall time {time.time() - t0:.0f} s")
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 TASKS = ("retrieval", "recognition")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+HEADS = ("text", "linear", "orthogonal")
 TEMPORAL_MODULES = ("attn", "conv", None)
 
 
@@ -85,6 +86,9 @@ class Config:
     context_length: int = 32                # text tokens
     test_views: int = 1                     # recognition test views (1x3 = 3 spatial crops)
     num_workers: int = 4
+    crop_scale: tuple = (0.08, 1.0)         # training random resized crop: area range of the resized frame
+    twin_batches: bool = False              # a batch holds batch_size/2 declared reversal pairs (each clip next
+                                            # to its time reversal); needs twins declared in the training split
     dataset_kwargs: dict = field(default_factory=dict)      # extra build_dataset arguments
     # ---- model (stanlib.create_model)
     clip: str = "ViT-B-32"
@@ -96,7 +100,10 @@ class Config:
     learnable_logit_scale: bool = False
     model_kwargs: dict = field(default_factory=dict)        # any other STANConfig field
     # ---- recognition head
-    head: str = "text"                      # "text": frozen class-name embeddings | "linear"
+    head: str = "text"                      # "text": frozen class-name embeddings (the paper) | "linear"
+                                            # (trainable, from the text ones) | "orthogonal" (frozen random
+                                            # orthonormal class vectors: for class words the text tower never
+                                            # learnt, e.g. the tiny CLIP's motion words)
     class_prompt: str = "{}"                # text template for class names
     allow_unknown_words: bool = False       # class names / captions with words the tokenizer maps to <unk>:
                                             # warn instead of stopping (the tiny CLIP's word-level vocabulary)
@@ -130,6 +137,7 @@ class Config:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        self.crop_scale = tuple(self.crop_scale)
         self.validate()
 
     def validate(self) -> None:
@@ -179,8 +187,16 @@ class Config:
             bad("task", f"must be one of {TASKS}")
         if self.amp not in AMP_MODES:
             bad("amp", f"must be one of {AMP_MODES}")
-        if self.head not in ("text", "linear"):
-            bad("head", "must be 'text' or 'linear'")
+        if self.head not in HEADS:
+            bad("head", f"must be one of {HEADS}")
+        if self.head == "orthogonal" and self.task != "recognition":
+            bad("head", "'orthogonal' is a recognition head; retrieval trains against the captions")
+        if len(self.crop_scale) != 2 or not all(isinstance(v, (int, float)) for v in self.crop_scale) \
+                or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            bad("crop_scale", "must be two numbers 0 < lo <= hi <= 1, e.g. [0.5, 1.0]")
+        if self.twin_batches and self.batch_size % (2 * self.grad_accum):
+            bad("batch_size", f"must be a multiple of 2 x grad_accum={self.grad_accum} with twin_batches "
+                "(each clip next to its reversal)")
         for key in ("epochs", "batch_size", "grad_accum", "num_frames", "eval_every", "test_views"):
             if int(getattr(self, key)) < 1:
                 bad(key, "must be >= 1")
@@ -204,6 +220,7 @@ class Config:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["betas"] = list(self.betas)
+        d["crop_scale"] = list(self.crop_scale)
         return d
 
     @classmethod
@@ -280,25 +297,37 @@ for _cfg in (
 ):
     register(_cfg)
 
-# Tiny CPU presets on the synthetic world (the repository's data_samples/synth; elsewhere write it with
-# `stanlib synth all --out data_samples/synth`). Recipe (docs/experiments.md section 2): CLIP lr 5e-4,
-# branch 5e-3, short warm-up, frozen class-name embeddings, 8 frames of 64 px, batch 16, K=2; 15 epochs
-# of 300 clips ~ 280 steps. They start from the tiny CLIP shipped with stanlib (`stanlib pretrain-tiny`
-# made it); `--set pretrained=none` starts from random weights.
+# Tiny CPU presets on the synthetic world (the repository's data_samples/synth; elsewhere
+# stanlib.assets.synth_dataset writes it). They are the recipes of `stanlib experiments` / `stanlib demo`
+# (stanlib.experiments.Recipe, docs/experiments.md section 2), trained on the decoded files: the tiny CLIP
+# shipped with stanlib, CLIP lr 5e-4, branch lr x10, weight decay 0.02, 10 warm-up steps, 300 steps of
+# 16 clips of 8 frames, K=4 (every level of the 4-layer tiny CLIP), gradients clipped at 5, twin batches
+# where the data declares reversal twins, and no random crop (crop_scale 1-1: the whole frame): at 64 px the
+# default crop (8-100% of the area) keeps under half of the moving shape in 23% of crops and under 90% in
+# 47% (tools/crop_coverage.py, docs/results/crop_coverage.json). Heads: fixed orthonormal class vectors for the motion classes (the tiny CLIP
+# never learnt motion words: "moves up" / "moves right" embed at cosine 0.98), class-name text for
+# appearance. `--set pretrained=none` starts from random weights.
 TINY_CLIP_WEIGHTS = "bundled"
-_TINY = dict(clip="stan-tiny", pretrained=TINY_CLIP_WEIGHTS, depth=2, num_frames=8, context_length=16,
+_TINY = dict(clip="stan-tiny", pretrained=TINY_CLIP_WEIGHTS, depth=4, num_frames=8, context_length=16,
              batch_size=16, recipe_batch=16, lr=5e-4, lr_mult=10.0, weight_decay=0.02, warmup_steps=10,
-             epochs=15, num_workers=0, log_every=5, logit_scale=100.0)
+             grad_clip=5.0, crop_scale=(1.0, 1.0), num_workers=0, log_every=5, logit_scale=100.0)
 for _cfg in (
+    # 800 training clips (400 reversal pairs) / 16 per step = 50 steps per epoch: 6 epochs = 300 steps
     Config(name="tiny-motion", description="synthetic SSv2-like motion classes (reversed pairs), CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/motion", train_split="train",
-           val_split="val", freeze_text=True, **_TINY),
+           val_split="val", freeze_text=True, head="orthogonal", twin_batches=True, epochs=6, eval_every=2,
+           **_TINY),
+    # 240 training clips / 16 = 15 steps per epoch: 20 epochs = 300 steps
     Config(name="tiny-appearance", description="synthetic K400-like colour x shape classes, CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/appearance", train_split="train",
-           val_split="val", freeze_text=True, **_TINY),
+           val_split="val", freeze_text=True, head="text", epochs=20, eval_every=5, **_TINY),
+    # captions: batches of 32, branch lr x3 (the experiments' captions recipe); the experiments add verb
+    # hard negatives and verb anchors to InfoNCE (stanlib.experiments.retrieval_loss), this preset trains
+    # plain InfoNCE. 300 videos x 3 captions / 32 = 28 steps per epoch: 11 epochs ~ 300 steps
     Config(name="tiny-captions", description="synthetic MSR-VTT-like caption retrieval, CPU",
            task="retrieval", dataset="msrvtt", data_root="data_samples/synth/captions", train_split="train",
-           val_split="test", **_TINY),
+           val_split="test", epochs=11, eval_every=4, **{**_TINY, "batch_size": 32, "recipe_batch": 32,
+                                                          "lr_mult": 3.0}),
 ):
     register(_cfg)
 

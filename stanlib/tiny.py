@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -47,6 +46,7 @@ from tqdm.auto import tqdm
 from stanlib.clip import BUNDLED_TINY, create_clip
 from stanlib.data.synth import APPEARANCE_PAIRS, MOTION_CLASSES, MOTIONS, random_storyboard, synth_images, zero_shot_classes
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
+from stanlib.engine import Stepper, build_optimizer, warmup_cosine
 from stanlib.losses import info_nce
 from stanlib.tokenizer import get_tokenizer
 
@@ -133,13 +133,6 @@ def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
     return {"storyboard_top1": round(acc, 1), "partner_cosine": round(partner_cos, 3)}
 
 
-def _lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
 def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.1,
              warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True,
              storyboards: float = STORYBOARDS) -> tuple[torch.nn.Module, dict]:
@@ -155,11 +148,10 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     torch.manual_seed(seed)
     clip = create_clip(CLIP_NAME)  # random init; open_clip's learnable logit scale starts at 1/0.07
     tokenizer = get_tokenizer(CLIP_NAME)
-    decay = [p for n, p in clip.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in clip.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98), eps=1e-6)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, warmup, steps))
+    # the training engine's groups (no decay on norms, biases, embeddings, the logit scale), eps 1e-6,
+    # clipping at norm 1 over every parameter in module order
+    opt = build_optimizer(clip, lr, weight_decay, lr_mult=1.0, eps=1e-6)
+    stepper = Stepper(opt, warmup_cosine(warmup, steps), grad_clip=1.0, clip_params=clip.parameters())
     eval_images, eval_labels = heldout_images(n_eval)
     curve: list[tuple[int, float]] = [(0, zero_shot_accuracy(clip, eval_images, eval_labels))]
     losses: list[float] = []
@@ -170,11 +162,7 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
         img = F.normalize(clip.encode_image(images), dim=-1)
         txt = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
         loss = info_nce(img, txt, clip.logit_scale.exp().clamp(max=100.0)) / 2  # mean of both directions
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(clip.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        stepper.step(loss)
         losses.append(loss.item())
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             curve.append((step + 1, zero_shot_accuracy(clip, eval_images, eval_labels)))

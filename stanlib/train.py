@@ -59,11 +59,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from stanlib.distributed import DistInfo, current_dist, dist_ready, init_distributed
 from stanlib.evaluate import default_collate_fn, evaluate_recognition, evaluate_retrieval, flatten_rows
-from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings
+from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
+from stanlib.engine import (NO_DECAY_KEYWORDS, Stepper, amp_settings, autocast, flush_denormals,  # noqa: F401
+                            no_weight_decay, param_groups, warmup_cosine)
+from stanlib.engine import build_optimizer as _build_optimizer
 from stanlib.presets import Config
 
 CHECKPOINT_FORMAT = "stanlib-checkpoint-v1"
-NO_DECAY_KEYWORDS = ("embedding", "positional", "class_embedding", "time_embed")
 Callback = Callable[[str, "TrainState"], None]
 
 
@@ -114,84 +116,10 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# =========================================================================== optimiser and schedule
-def no_weight_decay(name: str, param: torch.Tensor) -> bool:
-    """Norm weights, biases, scalars and embedding tables are not decayed."""
-    return param.ndim < 2 or any(k in name for k in NO_DECAY_KEYWORDS)
-
-
-def param_groups(model: nn.Module, lr: float, weight_decay: float, lr_mult: float = 10.0,
-                 extra: Optional[dict[str, nn.Module]] = None) -> list[dict]:
-    """AdamW parameter groups: {CLIP, branch} x {decay, no decay}.
-
-    ``branch.*`` parameters (and every parameter of the ``extra`` modules, e.g. a new linear
-    head) train at ``lr * lr_mult``. Frozen parameters are left out. Every group carries ``name``
-    and ``lr_mult`` so a notebook can inspect it.
-    """
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    for prefix, module in (extra or {}).items():
-        named += [(f"{prefix}.{n}", p) for n, p in module.named_parameters() if p.requires_grad]
-    new_prefixes = ("branch.",) + tuple(f"{k}." for k in (extra or {}))
-    groups: dict[str, dict] = {}
-    for name, p in named:
-        is_new = name.startswith(new_prefixes)
-        decay = not no_weight_decay(name, p)
-        key = f"{'branch' if is_new else 'clip'}_{'decay' if decay else 'no_decay'}"
-        group = groups.setdefault(key, {"name": key, "params": [], "param_names": [],
-                                        "lr_mult": lr_mult if is_new else 1.0,
-                                        "lr": lr * (lr_mult if is_new else 1.0),
-                                        "weight_decay": weight_decay if decay else 0.0})
-        group["params"].append(p)
-        group["param_names"].append(name)
-    order = ("clip_decay", "clip_no_decay", "branch_decay", "branch_no_decay")
-    return [groups[k] for k in order if k in groups]
-
-
 def build_optimizer(model: nn.Module, config: Config, extra: Optional[dict[str, nn.Module]] = None
                     ) -> torch.optim.AdamW:
-    groups = param_groups(model, config.lr, config.weight_decay, config.lr_mult, extra)
-    if not groups:
-        raise ValueError("no trainable parameters (is everything frozen?)")
-    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), eps=config.eps)
-
-
-@contextlib.contextmanager
-def flush_denormals(enabled: bool = True):
-    """Treat denormal floats as zero inside the block (x86 CPUs with SSE3), then restore the default.
-
-    x86 arithmetic on denormal floats is many times slower, and CPU training can produce them late
-    in a run: a tiny-STAN run slowed from 1.5 to 7-13 s per step, while the same recipe with this
-    flush (another seed) held 1.5-2 s (docs/experiments.md 2.2). Only values below 1.2e-38 change.
-    """
-    if not (enabled and torch.set_flush_denormal(True)):
-        yield
-        return
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
-def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
-    """LR factor for step s: linear ramp (s+1)/warmup, then cosine from 1 to ``min_ratio``."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
-
-
-# =========================================================================== mixed precision
-def amp_settings(device: torch.device, mode: str = "auto") -> tuple[Optional[torch.dtype], bool]:
-    """``(autocast dtype or None, use GradScaler)`` for a device and an ``amp`` mode."""
-    if mode == "off" or device.type != "cuda":
-        if mode in ("bf16", "fp16") and device.type != "cuda":
-            warnings.warn(f"amp={mode!r} requested on {device}; mixed precision is only used on CUDA, running fp32")
-        return None, False
-    if mode == "auto":
-        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return (torch.bfloat16, False) if mode == "bf16" else (torch.float16, True)
+    """AdamW over :func:`stanlib.engine.param_groups` with a config's lr, weight decay, lr_mult, betas, eps."""
+    return _build_optimizer(model, config.lr, config.weight_decay, config.lr_mult, extra, config.betas, config.eps)
 
 
 # =========================================================================== checkpoints
@@ -279,6 +207,31 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.skip
+
+
+class TwinSampler(ResumableSampler):
+    """Twin batches: each clip is followed by its declared time reversal, so a batch of B clips holds
+    B/2 reversal pairs whose only difference is the order of the frames (the experiments' batching;
+    about +4 points of direction in the recipe sweeps, docs/experiments.md 2). Clips without a twin are
+    not drawn. Pairs are shuffled per epoch from ``(seed, epoch)`` and split between processes whole."""
+
+    def __init__(self, twins: Sequence[int], info: DistInfo, seed: int = 0):
+        self.pairs = [(i, t) for i, t in enumerate(twins) if 0 <= t and i < t]
+        if not self.pairs:
+            raise ValueError("twin_batches: the training split declares no reversal pairs")
+        self.info, self.seed, self.epoch, self.skip = info, seed, 0, 0
+        per_rank = len(self.pairs) // info.world_size
+        self.num_samples = 2 * per_rank
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.pairs), generator=g).tolist()
+        mine = order[self.info.rank::self.info.world_size][:self.num_samples // 2]
+        indices = [i for k in mine for i in self.pairs[k]]
+        return iter(indices[self.skip:])
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -391,7 +344,6 @@ class Trainer:
 
         extra = {"head": self.head} if self.head is not None and self.head.linear is not None else None
         self.optimizer = build_optimizer(self.model, config, extra)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.loader, self.sampler = self._build_loader()
         self.micro_batch = config.batch_size // (self.info.world_size * config.grad_accum)
         self.state.steps_per_epoch = len(self.sampler) // (self.micro_batch * config.grad_accum)
@@ -403,8 +355,9 @@ class Trainer:
         warmup = config.warmup_steps if config.warmup_steps is not None else \
             round(config.warmup_epochs * self.state.steps_per_epoch)
         warmup = max(1, min(warmup, self.state.total_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(warmup, self.state.total_steps, config.min_lr_ratio))
+        self.stepper = Stepper(self.optimizer, warmup_cosine(warmup, self.state.total_steps, config.min_lr_ratio),
+                               grad_clip=config.grad_clip, scaler=use_scaler)
+        self.scheduler, self.scaler = self.stepper.scheduler, self.stepper.scaler
         self._rng_at_step_start: Optional[dict] = None
 
     # ------------------------------------------------------------------ set-up helpers
@@ -453,7 +406,10 @@ class Trainer:
         names = list(class_names if class_names is not None else getattr(self.train_set, "classes", []))
         if not names:
             raise ValueError("recognition needs class names: pass class_names= or a dataset with .classes")
-        emb = class_text_embeddings(self.model, names, self.config.class_prompt, warn_unknown=False)
+        if self.config.head == "orthogonal":   # fixed class vectors: no text involved
+            emb = orthogonal_classes(len(names), self.model.embed_dim)
+        else:
+            emb = class_text_embeddings(self.model, names, self.config.class_prompt, warn_unknown=False)
         head = RecognitionHead(emb, scale=self.config.logit_scale, linear=self.config.head == "linear",
                                label_smoothing=self.config.label_smoothing).to(self.device)
         self.class_names = names
@@ -468,7 +424,15 @@ class Trainer:
         if cfg.batch_size % (self.info.world_size * cfg.grad_accum):
             raise ValueError(f"batch_size={cfg.batch_size} must be divisible by world_size x grad_accum = "
                              f"{self.info.world_size} x {cfg.grad_accum}")
-        sampler = ResumableSampler(self.train_set, self.info, shuffle=True, seed=cfg.seed, drop_last=True)
+        if cfg.twin_batches:
+            twins = getattr(self.train_set, "twins", None)
+            if twins is None:
+                raise ValueError("twin_batches=true needs reversal twins declared in the training split (a twin "
+                                 "column, twins.csv or synth_meta.json; `stanlib synth --twin-train` writes them); "
+                                 "or set twin_batches=false")
+            sampler = TwinSampler(twins, self.info, seed=cfg.seed)
+        else:
+            sampler = ResumableSampler(self.train_set, self.info, shuffle=True, seed=cfg.seed, drop_last=True)
         self._loader_gen = torch.Generator()
         loader = DataLoader(self.train_set, batch_size=per_process // cfg.grad_accum, sampler=sampler,
                             num_workers=cfg.num_workers, collate_fn=self.collate_fn, drop_last=True,
@@ -514,8 +478,7 @@ class Trainer:
                             "clean list")
         frames = batch["frames"]
         net = self.ddp or self.module
-        with contextlib.nullcontext() if self.amp_dtype is None else \
-                torch.autocast(self.device.type, dtype=self.amp_dtype):
+        with autocast(self.device, self.amp_dtype):
             if self.config.task == "retrieval":
                 video, text, scale = net(frames, batch["tokens"])
                 return self.criterion(video, text, scale)
@@ -530,8 +493,7 @@ class Trainer:
 
     def train_step(self, batches: Sequence[dict]) -> float:
         """One optimiser step over ``grad_accum`` micro-batches; returns the mean loss."""
-        cfg = self.config
-        self.optimizer.zero_grad(set_to_none=True)
+        self.stepper.zero_grad()
         total = 0.0
         for i, batch in enumerate(batches):
             self._note_skipped(batch)
@@ -546,15 +508,9 @@ class Trainer:
                     raise FloatingPointError(
                         f"loss is {loss.item()} at step {self.state.global_step} (videos {idx}). "
                         "Check the data (`stanlib data check`), lower lr, or use amp=off.")
-                self.scaler.scale(loss / len(batches)).backward()
+                self.stepper.backward(loss, divide=len(batches))
             total += loss.item()
-        self.scaler.unscale_(self.optimizer)
-        if cfg.grad_clip > 0:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        self.stepper.update()
         loss = torch.tensor(total / len(batches), device=self.device)
         if self.info.world_size > 1:
             dist.all_reduce(loss)
@@ -907,6 +863,8 @@ def build_datasets(config: Config, model: nn.Module, splits: Iterable[str] = ("t
                                                           "of the repository has them)" if synth else ""))
     common = dict(tokenizer=model.tokenizer, context_length=config.context_length, num_frames=config.num_frames,
                   image_size=model.image_size, **config.dataset_kwargs)
+    if tuple(config.crop_scale) != (0.08, 1.0) and "crop_scale" not in config.dataset_kwargs:
+        common["crop_scale"] = tuple(config.crop_scale)   # training crops only; test crops are fixed
     out = {}
     for split in splits:
         if split == "train":

@@ -153,7 +153,7 @@ def test_eval_prints_direction_and_writes_scores(tmp_path, capsys):
     (root / "classes.txt").write_text("\n".join(task.classes) + "\n")
     config = apply_overrides(get_preset("tiny-motion"), [
         f"data_root={root}", "dataset=generic_label", "val_split=test", "pretrained=none", "num_frames=2",
-        "batch_size=2", "depth=1", "amp=off", f"out_dir={tmp_path / 'run'}"])
+        "batch_size=2", "depth=1", "amp=off", "twin_batches=false", f"out_dir={tmp_path / 'run'}"])
     trainer = build_trainer(config)
     assert trainer.val_set.twins == [1, 0, 3, 2]
     trainer.save("last.pt")

@@ -130,6 +130,10 @@ def data_samples(*parts: str) -> Path:
                             f"({clone}) and use its {relative.as_posix()}, or {how}.")
 
 
+# the sizes of the repository's data_samples/synth sets (data_samples/synth/README.md)
+SYNTH_SIZES = {"motion": {"n_train": 800, "n_test": 200, "twin_train": True}}
+
+
 def synth_dataset(task: str, cache: Optional[Path] = None) -> Path:
     """The synthetic teaching dataset ``task`` ("motion", "appearance", "captions") as files on disk:
     the repository's ``data_samples/synth/<task>`` in a clone; otherwise (pip install, Colab) written
@@ -148,5 +152,5 @@ def synth_dataset(task: str, cache: Optional[Path] = None) -> Path:
     out = base / task
     if not (out / "synth_meta.json").is_file():
         print(f"writing the synthetic {task} videos to {out} (once; under a minute)")
-        synth.write_task(synth.TASKS[task](), out, overwrite=out.exists(), progress=False)
+        synth.write_task(synth.TASKS[task](**SYNTH_SIZES.get(task, {})), out, overwrite=out.exists(), progress=False)
     return out
