@@ -19,6 +19,7 @@ Command line::
 
     stanlib predict --video clip.mp4 --text "a red circle moves left" --text "a red circle moves right"
     stanlib predict --video clip.mp4 --classes "moves left,moves right,grows" --checkpoint my_model/
+    stanlib predict --video clip.mp4 --checkpoint runs/tiny-motion/best.pt    # the run's own classes
 """
 from __future__ import annotations
 
@@ -166,18 +167,18 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
         description="Score a video against texts (cosine similarity) and/or pick its class.")
     parser.add_argument("--video", required=True, help="video file (mp4, webm, avi...)")
     parser.add_argument("--text", action="append", default=[], help="a caption to score (repeatable)")
-    parser.add_argument("--classes", help="comma-separated class names, e.g. 'moves left,moves right'")
+    parser.add_argument("--classes", help="comma-separated class names, e.g. 'moves left,moves right' (default, "
+                                          "without --text: the classes the model was trained with)")
     parser.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
     parser.add_argument("--template", default="{}", help="prompt for class names, e.g. 'a video of {}'")
-    parser.add_argument("--checkpoint", help="save_pretrained folder, Hub repo id or authors' .pth "
+    parser.add_argument("--checkpoint", help="save_pretrained folder, zoo name, Hub repo id, a `stanlib train` "
+                                             "last.pt / best.pt, or authors' .pth "
                                              f"(default: the bundled tiny model, {DEFAULT_CHECKPOINT})")
     parser.add_argument("--num-frames", type=int, help="frames to sample (default: the model's recipe)")
     parser.add_argument("--device", help="cuda / cpu (default: cuda if available)")
     parser.add_argument("--backend", choices=("decord", "pyav"), help="video decoder (default: automatic)")
     args = parser.parse_args(argv)
     classes = [c.strip() for c in (args.classes or "").split(",") if c.strip()]
-    if not args.text and not classes:
-        parser.error("give --text (one or more) and/or --classes")
 
     try:
         if args.checkpoint:
@@ -186,6 +187,13 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
             model = load_model(args.checkpoint)
         else:
             model = default_model()
+        if not args.text and not classes:
+            classes = list((model.config.extra or {}).get("classes") or [])
+            if not classes:
+                parser.error("give --text (one or more) and/or --classes (this model records no class list)")
+        template = args.template
+        if template == "{}" and (model.config.extra or {}).get("class_prompt"):
+            template = model.config.extra["class_prompt"]   # the prompt the run trained its class names with
         predictor = Predictor(model, device=args.device, num_frames=args.num_frames, backend=args.backend)
         if args.text:
             scores = predictor.similarity(args.video, args.text)
@@ -194,7 +202,7 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
                 print(f"  {score:+.4f}  {text}")
         if classes:
             print(f"top-{min(args.topk, len(classes))} classes (video: {args.video})")
-            for name, prob in predictor.classify(args.video, classes, args.topk, args.template):
+            for name, prob in predictor.classify(args.video, classes, args.topk, template):
                 print(f"  {prob:6.1%}  {name}")
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f"stanlib predict: error: {err}", file=sys.stderr)

@@ -896,11 +896,42 @@ def push_to_hub(model, repo_id: str, private: Optional[bool] = None, token: Opti
 
 
 def load_model(spec: str | os.PathLike):
-    """Any checkpoint: a save_pretrained folder or Hub id, or an authors' ``.pth`` file."""
+    """Any checkpoint: a save_pretrained folder, Hub id or zoo name, a ``last.pt`` / ``best.pt`` written
+    by ``stanlib train`` (:func:`load_training_checkpoint`), or an authors' ``.pth`` file."""
     path = Path(spec)
     if path.is_file():
+        if path.suffix == ".pt":
+            return load_training_checkpoint(path)
         return load_official(path)
     return from_pretrained(spec)
+
+
+def load_training_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The model of a ``stanlib train`` checkpoint (``last.pt`` / ``best.pt``), in eval mode.
+
+    ``model.config.extra`` records what inference needs from the run: the recognition ``head``
+    ("text", "orthogonal" or "linear"), the ``classes`` in training order, the ``class_prompt``, and
+    the run's ``task``, ``dataset`` and ``preset`` (:class:`stanlib.Predictor` classifies with them).
+    """
+    from stanlib.model import STANModel
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"cannot read {path} as a stanlib training checkpoint ({type(err).__name__}); "
+                         "the file is corrupt or not a last.pt / best.pt of `stanlib train`") from None
+    if not isinstance(ckpt, dict) or not str(ckpt.get("format", "")).startswith("stanlib-checkpoint"):
+        raise ValueError(f"{path} is not a `stanlib train` checkpoint (last.pt / best.pt); for a folder written "
+                         "by save_pretrained pass the folder, for the authors' checkpoints use a .pth file")
+    config = _config_from_dict(dict(ckpt.get("model_config") or {}), f"{path} (model_config)")
+    model = STANModel(config)
+    load_strict(model, ckpt["model"], str(path))
+    run = ckpt.get("config") or {}
+    model.config.extra = {**(model.config.extra or {}), "task": run.get("task"), "preset": run.get("name"),
+                          "dataset": run.get("dataset"), "head": run.get("head") if run.get("task") == "recognition"
+                          else None, "class_prompt": run.get("class_prompt", "{}"),
+                          "classes": list(ckpt.get("class_names") or []), "checkpoint": str(path)}
+    return model.to(device).eval()
 
 
 # ==============================================================================================

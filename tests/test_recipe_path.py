@@ -194,3 +194,34 @@ def test_experiments_run_a_preset_on_a_generic_dataset(tmp_path, capsys):
     assert cli_main(argv) == 0 and files[0].stat().st_mtime == mtime       # cached: not trained again
     assert cli_main(["run", "--data", f"generic_label:{root}"]) == 2        # --data needs --preset
     assert cli_main(["run", "--preset", "tiny-motion", "--data", "nocolon", "--quick", "--out", str(out)]) == 2
+
+
+def test_predict_and_attention_read_a_training_checkpoint(tmp_path, capsys):
+    from stanlib.predict import Predictor
+    from stanlib.predict import cli_main as predict_main
+    from stanlib.train import build_trainer
+    from stanlib.weights import load_model
+
+    root = _write_generic_world(tmp_path)
+    cfg = apply_overrides(get_preset("tiny-motion"), [f"data_root={root}", "dataset=generic_label",
+                                                      "val_split=test", "batch_size=4", "max_steps=1",
+                                                      f"out_dir={tmp_path / 'run'}", *TINY])
+    trainer = build_trainer(cfg)
+    trainer.quiet = True
+    trainer.fit()
+    model = load_model(tmp_path / "run" / "last.pt")
+    extra = model.config.extra
+    assert extra["head"] == "orthogonal" and extra["classes"] == trainer.class_names
+    frames = torch.randn(1, 2, 3, model.image_size, model.image_size)
+    trainer.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.encode_video(frames), trainer.model.encode_video(frames))
+    video = next(iter(sorted((tmp_path / "synth" / "videos").glob("*.mp4"))))
+    top = Predictor(model).classify(video, topk=3)       # the run's own classes, fixed class vectors
+    assert len(top) == 3 and {name for name, _ in top} <= set(trainer.class_names)
+    assert predict_main(["--video", str(video), "--checkpoint", str(tmp_path / "run" / "last.pt"), "--topk", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "top-2 classes" in printed and any(name in printed for name in trainer.class_names)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_model(tmp_path / "bad.pt")

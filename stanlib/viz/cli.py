@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default=None, help="caption: prints its similarity to the video and is the saliency score "
                    "(without it, saliency compares to the video's own embedding)")
     p.add_argument("--checkpoint", default=None,
-                   help="save_pretrained folder or authors' .pth checkpoint (default: bundled tiny model)")
+                   help="save_pretrained folder, zoo name, a `stanlib train` last.pt / best.pt, or authors' .pth checkpoint (default: bundled tiny model)")
     p.add_argument("--frames", type=int, default=None, help="frames to sample (default: the model's num_frames)")
     p.add_argument("--layer", type=int, default=-1, help="branch layer for the STAN maps (default: last)")
     p.add_argument("--head", type=int, default=None, help="one attention head (default: mean of heads)")
