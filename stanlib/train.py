@@ -389,6 +389,8 @@ class Trainer:
         allow = self.config.allow_unknown_words
         tokenizer = getattr(self.model, "tokenizer", None)
         if self.config.task == "recognition":
+            if self.config.head == "orthogonal":   # fixed class vectors: the class names are never tokenized
+                return
             names = class_names if class_names is not None else getattr(self.train_set, "classes", None)
             if names and tokenizer is not None:
                 prompts = [self.config.class_prompt.format(n) for n in names]
