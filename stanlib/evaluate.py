@@ -462,22 +462,41 @@ def evaluate_retrieval(model, dataset, *, batch_size: int = 16, device=None, num
 def evaluate_recognition(model, dataset, head, *, batch_size: int = 16, device=None, num_workers: int = 0,
                          amp_dtype: Optional[torch.dtype] = None, collate_fn=None) -> tuple[dict, torch.Tensor]:
     """Top-1/top-5 (multi-view softmax averaging) of ``model`` + ``head`` on a ``VideoLabelDataset``,
-    and ``direction`` (:func:`direction_metrics_from_twins`) when the dataset declares ``twins``.
+    and ``direction`` (:func:`direction_metrics_from_twins`) when some clip has a partner: a declared
+    twin clip (``dataset.twins``) or a reversal class (``dataset.class_twins``); a twin clip wins.
 
     Returns ``(metrics, logits)`` with logits (N, C) or (N, views, C) in dataset order.
     """
     logits = encode_videos(model, dataset, batch_size=batch_size, device=device, num_workers=num_workers,
                            amp_dtype=amp_dtype, collate_fn=collate_fn, head=head, desc="clips")
     labels = torch.as_tensor(dataset.labels, dtype=torch.long)
-    twins = getattr(dataset, "twins", None)
 
     def metrics() -> dict:
         out = recognition_metrics(logits, labels)
-        if twins is not None and any(t >= 0 for t in twins):
-            out["direction"] = direction_metrics_from_twins(logits, labels, twins)["direction"]
+        direction = dataset_direction(logits, dataset)
+        if direction is not None:
+            out["direction"] = direction["direction"]
         return out
 
     return _on_main(metrics), logits
+
+
+def dataset_direction(logits: torch.Tensor, dataset) -> Optional[dict]:
+    """:func:`direction_metrics_from_twins` of a recognition dataset's logits with its clip twins
+    (``dataset.twins``) and reversal classes (``dataset.class_twins``), plus ``"clip_partners"`` and
+    ``"class_partners"``: how many clips are measured against their twin clip and how many against
+    their reversal class. None when no clip has either."""
+    twins = getattr(dataset, "twins", None)
+    class_twins = getattr(dataset, "class_twins", None)
+    if twins is None and class_twins is None:
+        return None
+    partner = twin_scores(logits, dataset.labels, twins, class_twins)["partner"]
+    if not (partner >= 0).any():
+        return None
+    out = direction_metrics_from_twins(logits, dataset.labels, twins, class_twins,
+                                       class_names=getattr(dataset, "classes", None))
+    clip = sum(1 for t in twins if t >= 0) if twins is not None else 0
+    return {**out, "clip_partners": clip, "class_partners": out["n"] - clip}
 
 
 def flatten_rows(rows: Sequence[dict]) -> dict[str, float]:

@@ -7,9 +7,12 @@
     stanlib eval --checkpoint runs/k400-b16/best.pt --confusion cm.png
     stanlib eval --checkpoint runs/tiny-motion/best.pt --scores scores.csv   # per-clip scores
 
-Recognition on a dataset that declares reversal twins (a ``twin`` column, ``twins.csv``, the
-synthetic sets' ``synth_meta.json``: :func:`stanlib.data.datasets.read_twins`) also prints
-direction accuracy, overall and per class pair (:func:`stanlib.evaluate.direction_metrics_from_twins`).
+Recognition on a dataset with time-reversal partners also prints direction accuracy, overall and
+per class pair (:func:`stanlib.evaluate.direction_metrics_from_twins`), and says which partner it
+used: exact reversal clips (a ``twin`` column, ``twins.csv``, the synthetic sets' ``synth_meta.json``:
+:func:`stanlib.data.datasets.read_twins`) or reversal classes (class names that are each other's
+reversal, such as SSv2's ``Pushing something from left to right`` / ``... from right to left``:
+:func:`stanlib.data.datasets.reversal_class_pairs`). A clip with a twin clip is measured against it.
 
 :func:`load_trained` rebuilds the model (and the recognition head) from a checkpoint written by
 :mod:`stanlib.train`; the metrics and re-ranking are those of :mod:`stanlib.evaluate`. This sits
@@ -28,7 +31,7 @@ from pathlib import Path
 import torch
 
 from stanlib.distributed import init_distributed
-from stanlib.evaluate import (average_views, confusion_matrix, direction_metrics_from_twins, evaluate_recognition,
+from stanlib.evaluate import (average_views, confusion_matrix, dataset_direction, evaluate_recognition,
                               evaluate_retrieval, flatten_rows, format_rows, plot_confusion_matrix, twin_scores)
 from stanlib.losses import RecognitionHead
 from stanlib.model import STANConfig, STANModel
@@ -112,7 +115,7 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
     amp_dtype, _ = amp_settings(device, config.amp)
     batch_size = args.batch_size or config.eval_batch_size or max(1, config.batch_size // config.grad_accum)
     common = dict(batch_size=batch_size, device=device, num_workers=config.num_workers, amp_dtype=amp_dtype)
-    direction = None  # recognition on declared twins: direction_metrics_from_twins
+    direction = None  # recognition with twin clips or reversal classes: dataset_direction
     if config.task == "retrieval":
         bank = data["train"].tokens() if args.qb_norm else None
         rows, _ = evaluate_retrieval(model, data["val"], use_dsl=args.dsl, bank_tokens=bank,
@@ -131,8 +134,8 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
             print(f"{config.name}: {len(ds)} clips, {len(ds.classes)} classes, {ds.num_views} view(s) "
                   f"({config.val_split})")
             print("  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-            if getattr(ds, "twins", None) is not None:
-                direction = direction_metrics_from_twins(logits, ds.labels, ds.twins, class_names=ds.classes)
+            direction = dataset_direction(logits, ds)
+            if direction is not None:
                 print(format_direction(direction))
             if args.scores:
                 write_scores(args.scores, ds, logits)
@@ -151,15 +154,28 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
         report = {"checkpoint": args.checkpoint, "metrics": metrics}
         if direction is not None:
             report["direction_per_pair"] = direction["per_pair"]
+            report["direction_partners"] = {"exact reversal clips": direction["clip_partners"],
+                                            "reversal classes": direction["class_partners"]}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
 def format_direction(direction: dict) -> str:
-    """Overall and per-pair direction accuracy as printed by ``stanlib eval``."""
+    """Overall and per-pair direction accuracy as printed by ``stanlib eval``, with the kind of partner
+    the clips were measured against (``clip_partners`` / ``class_partners`` of
+    :func:`stanlib.evaluate.dataset_direction`; without them: twin clips)."""
     width = max(len(name) for name in direction["per_pair"])
+    clips = direction.get("clip_partners", direction["n"])
+    classes = direction.get("class_partners", 0)
+    if not classes:
+        over = f"over {direction['n']} clips with a twin (partner: exact reversal clips)"
+    elif not clips:
+        over = f"over {direction['n']} clips whose class has a reversal class (partner: reversal classes)"
+    else:
+        over = (f"over {direction['n']} clips with a twin or a reversal class (partner: exact reversal clips "
+                f"for {clips}, reversal classes for {classes})")
     lines = [f"direction (own class scored above its time reversal's class): {direction['direction']:.2f} "
-             f"over {direction['n']} clips with a twin"]
+             + over]
     lines += [f"  {name:<{width}}  {row['direction']:6.2f}  (n={row['n']})"
               for name, row in direction["per_pair"].items()]
     return "\n".join(lines)
@@ -171,10 +187,11 @@ SCORE_COLUMNS = ("video", "label", "predicted", "own_score", "twin_video", "twin
 
 def write_scores(path: str, dataset, logits) -> None:
     """Per-clip scores of a recognition evaluation: a JSON list (``.json``) or a CSV with
-    :data:`SCORE_COLUMNS`. Scores are class probabilities (softmax, averaged over views); the twin
-    fields are empty (JSON: null) for clips without a declared twin."""
+    :data:`SCORE_COLUMNS`. Scores are class probabilities (softmax, averaged over views). The twin
+    fields hold the clip's twin clip, else its reversal class (``twin_video`` empty), else are empty
+    (JSON: null)."""
     twins = getattr(dataset, "twins", None) or [-1] * len(dataset.videos)
-    scores = twin_scores(logits, dataset.labels, twins)
+    scores = twin_scores(logits, dataset.labels, twins, getattr(dataset, "class_twins", None))
     preds = average_views(logits).argmax(dim=-1).tolist()
     rows = []
     for i, video in enumerate(dataset.videos):

@@ -89,6 +89,7 @@ class LabelAnnotations:
     source: str = ""
     inferred_classes: bool = False  # True: no class-name file, classes are the labels found in the data
     twins: list[int] | None = None  # declared reversal twins: index of each clip's time reversal (-1: none)
+    class_twins: list[int] | None = None  # per class, the class that plays it backwards (-1: none)
 
 
 # ==================================================================================================
@@ -655,6 +656,9 @@ def read_ssv2(root: str | os.PathLike, split: str = "train", video_dir: str | No
     maps class names (templates without brackets) to string ids: ``{"Approaching something with
     your camera": "0", ...}``. Class = the template with its brackets removed. Videos:
     ``<id>.webm`` anywhere under ``root`` (e.g. ``20bn-something-something-v2/``).
+    ``class_twins``: the templates that are each other's time reversal (``Pushing something from left
+    to right`` / ``... from right to left``, :func:`reversal_class_pairs`); clip twins as in
+    :func:`read_twins`.
     """
     root = Path(root)
     which = _split_alias(split, {"train": "train", "val": "validation", "validation": "validation",
@@ -688,7 +692,8 @@ def read_ssv2(root: str | os.PathLike, split: str = "train", video_dir: str | No
     resolve.warn_missing(path, "ssv2", len(videos))
     twins = _Twins(videos, labels, classes, split)
     twins.add_file(root)
-    return LabelAnnotations(videos, labels, classes, str(path), twins=twins.index())
+    return LabelAnnotations(videos, labels, classes, str(path), twins=twins.index(),
+                            class_twins=_class_twins_or_none(classes))
 
 
 def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir: str | None = None) -> LabelAnnotations:
@@ -702,6 +707,9 @@ def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir:
       ``video``, or its file name or id) that is this clip's exact time reversal, empty for none; or a
       ``twins.csv`` / ``twins.txt`` beside the annotation file (see :func:`read_twins`). Declaring one
       side of a pair is enough. The twin must be in the same split.
+    * Reversal classes: class names that are each other's time reversal by the swaps of
+      :data:`REVERSAL_SWAPS` (``moves left`` / ``moves right``) give ``class_twins``
+      (:func:`reversal_class_pairs`).
     Paths as in :func:`read_generic_text`.
     """
     path = _generic_file(Path(root), split)
@@ -744,7 +752,8 @@ def read_generic_label(root: str | os.PathLike, split: str = "train", video_dir:
     twins = _Twins(videos, labels, classes, split, lambda raw: _generic_video(path, raw, video_dir))
     twins.add(_generic_twin_column(path), path)
     twins.add_file(path.parent)
-    return LabelAnnotations(videos, labels, classes, str(path), inferred_classes=inferred, twins=twins.index())
+    return LabelAnnotations(videos, labels, classes, str(path), inferred_classes=inferred, twins=twins.index(),
+                            class_twins=_class_twins_or_none(classes))
 
 
 # ==================================================================================================
@@ -876,6 +885,75 @@ class _Twins:
 
     def index(self) -> list[int] | None:
         return self.twins if any(t >= 0 for t in self.twins) else None
+
+
+# ==================================================================================================
+# reversal classes: class names that are each other's time reversal
+# ==================================================================================================
+# Phrase swaps, each read both ways. A phrase matches whole words, case-insensitively, and its
+# replacement keeps the case of the first letter matched ("Opening" -> "Closing"). Covered
+# Something-Something-v2 pairs: left / right (pushing, pulling, turning the camera), up / down
+# (moving something), upwards / downwards (turning the camera), towards / away from the camera,
+# closer to / away from (something; each other), approaching / moving away from something with
+# the camera, opening / closing, folding / unfolding, covering / uncovering, putting into / taking
+# out of, burying in / digging out of. The synthetic worlds: moves left / right, up / down, grows /
+# shrinks, rotates clockwise / counterclockwise, fades in / out. Zooming in on / out of matches no SSv2
+# template; it serves other label sets.
+REVERSAL_SWAPS: tuple[tuple[str, str], ...] = (
+    ("left", "right"),
+    ("up", "down"),
+    ("upwards", "downwards"),
+    ("towards", "away from"),
+    ("closer to", "away from"),
+    ("approaching something with your camera", "moving away from something with your camera"),
+    ("zooming in on", "zooming out of"),
+    ("opening", "closing"),
+    ("folding", "unfolding"),
+    ("covering something with something", "uncovering something"),
+    ("putting something into something", "taking something out of something"),
+    ("burying something in something", "digging something out of something"),
+    ("grows", "shrinks"),
+    ("clockwise", "counterclockwise"),
+    ("fades in", "fades out"),
+)
+
+
+def _swap(name: str, a: str, b: str) -> str:
+    """``name`` with every whole-word ``a`` and ``b`` exchanged at once (first-letter case kept)."""
+    other = {a.lower(): b, b.lower(): a}
+    pattern = re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted((a, b), key=len, reverse=True)) + r")\b",
+                         re.IGNORECASE)
+
+    def replace(match: re.Match) -> str:
+        text = match.group(0)
+        new = other[text.lower()]
+        return new[0].upper() + new[1:] if text[0].isupper() else new
+
+    return pattern.sub(replace, name)
+
+
+def reversal_class_pairs(classes: Sequence[str],
+                         swaps: Sequence[tuple[str, str]] = REVERSAL_SWAPS) -> list[int]:
+    """Per class, the index of the class that is its time reversal, -1 for none.
+
+    Each swap of ``swaps`` is applied alone to a class name; a name whose swaps give exactly one other
+    class name proposes that class. Two classes pair when each proposes the other; a class with no
+    proposal, several proposals, or a proposal not proposing it back gets -1.
+    """
+    position = {name: i for i, name in enumerate(classes)}
+    proposal = []
+    for name in classes:
+        found = {position[swapped] for a, b in swaps
+                 if (swapped := _swap(name, a, b)) != name and swapped in position}
+        found.discard(position[name])
+        proposal.append(found.pop() if len(found) == 1 else -1)
+    return [p if p >= 0 and proposal[p] == c else -1 for c, p in enumerate(proposal)]
+
+
+def _class_twins_or_none(classes: Sequence[str]) -> list[int] | None:
+    """:func:`reversal_class_pairs` of ``classes``, or None when no class has a partner."""
+    pairs = reversal_class_pairs(classes)
+    return pairs if any(p >= 0 for p in pairs) else None
 
 
 READERS: dict[str, Callable[..., TextAnnotations | LabelAnnotations]] = {
@@ -1113,11 +1191,13 @@ class VideoLabelDataset(_ClipDataset):
 
     ``frames`` is (T,3,H,W), or (V,T,3,H,W) with ``num_clips * num_crops = V > 1`` test views
     (the recipe's "1x3" is ``num_clips=1, num_crops=3``). ``classes`` holds the class names;
-    ``twins`` (or None) the index of each clip's declared time reversal, -1 for none.
+    ``twins`` (or None) the index of each clip's declared time reversal, -1 for none;
+    ``class_twins`` (or None) per class, the class that plays it backwards, -1 for none.
     """
 
     def __init__(self, videos: Sequence[VideoRecord], labels: Sequence[int], classes: Sequence[str], *,
-                 twins: Sequence[int] | None = None, options: ClipOptions | None = None,
+                 twins: Sequence[int] | None = None, class_twins: Sequence[int] | None = None,
+                 options: ClipOptions | None = None,
                  transform: Callable | None = None, **clip_kwargs: Any):
         super().__init__(options or ClipOptions(**clip_kwargs), transform)
         self.videos = list(videos)
@@ -1132,6 +1212,11 @@ class VideoLabelDataset(_ClipDataset):
         if self.twins is not None and (len(self.twins) != len(self.videos) or
                                        any(not -1 <= t < len(self.videos) for t in self.twins)):
             raise ValueError(f"twins must hold one index in [-1, {len(self.videos)}) per video (-1: no twin)")
+        self.class_twins = None if class_twins is None else [int(t) for t in class_twins]
+        if self.class_twins is not None and (len(self.class_twins) != len(self.classes) or
+                                             any(not -1 <= t < len(self.classes) for t in self.class_twins)):
+            raise ValueError(f"class_twins must hold one class index in [-1, {len(self.classes)}) per class "
+                             "(-1: no reversal class)")
 
     @property
     def num_classes(self) -> int:
@@ -1191,6 +1276,7 @@ def build_dataset(name: str, root: str | os.PathLike, split: str = "train", *,
     else:
         if mode not in (None, "videos"):
             raise ValueError(f"{name} is a recognition dataset: mode {mode!r} does not apply")
-        ds = VideoLabelDataset(ann.videos, ann.labels, ann.classes, twins=ann.twins, options=options)
+        ds = VideoLabelDataset(ann.videos, ann.labels, ann.classes, twins=ann.twins,
+                               class_twins=ann.class_twins, options=options)
     ds.name, ds.split, ds.source = name, split, ann.source
     return ds
