@@ -19,12 +19,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attention": ("stanlib.viz.cli", "attention-map figures and GIF for one video"),
     "predict": ("stanlib.predict", "video + text -> similarity / class"),
     "convert": ("stanlib.weights", "convert checkpoints (authors' mmengine layout <-> stanlib)"),
-    "bench": ("stanlib.bench", "benchmarks: bench model / bench data / bench gpu"),
     "pretrain-tiny": ("stanlib.tiny", "pretrain the tiny teaching CLIP on synthetic images"),
     "experiments": ("stanlib.experiments", "run the miniature paper experiments"),
     "demo": ("stanlib.demo", "the main job: mean pooling vs STAN on the motion task"),
     "vocab": ("stanlib.tokenizer", "the tiny CLIP's vocabulary; check texts for unknown words"),
 }
+
+# not a command of the package: the model benchmarks are a script of the repository
+BENCHMARKS = "the benchmarks are `python benchmarks/bench.py ...` in the stanlib repository"
 
 
 def _usage() -> str:
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
+    if name == "bench":
+        print(f"stanlib bench: {BENCHMARKS} (decoding throughput: stanlib data bench)", file=sys.stderr)
+        return 2
     if name not in COMMANDS:
         print(f"stanlib: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2

@@ -175,6 +175,24 @@ def test_no_cycle_among_all_imports_except_the_known_upward_ones():
         warnings.warn(f"these upward imports are gone: delete them from KNOWN_UPWARD_IMPORTS: {gone}")
 
 
+def test_the_package_does_not_import_the_repository_scripts():
+    """``benchmarks/`` and ``tools/`` are scripts of the repository, not in the wheel: stanlib never imports them."""
+    scripts = {path.stem for folder in ("benchmarks", "tools") for path in (ROOT / folder).glob("*.py")}
+    scripts |= {"benchmarks", "tools"}
+    found = []
+    for mod, path in package_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in scripts]
+    assert not found, "the package imports repository scripts:\n" + "\n".join(found)
+    assert (ROOT / "benchmarks" / "bench.py").is_file() and not (ROOT / PACKAGE / "bench.py").exists()
+
+
 def test_distributed_helpers_live_in_one_module():
     import stanlib.distributed as distributed
     import stanlib.losses as losses

@@ -103,7 +103,8 @@ def test_wheel_holds_code_and_assets_only(wheel):
                    "stanlib/assets/zoo/motion/stan-self/config.json", "stanlib/assets/zoo/motion/stan-self/model.safetensors",
                    "stanlib/assets/videos/index.json", "stanlib/assets/videos/402.mp4", "stanlib/data/synth.py"):
         assert needed in names, f"{needed} is not in {wheel.name}: check [tool.setuptools.package-data]"
-    stray = [n for n in names if n.startswith(("tests/", "data_samples/", "notebooks/")) or "__pycache__" in n]
+    stray = [n for n in names if n.startswith(("tests/", "data_samples/", "notebooks/", "benchmarks/", "bench.py"))
+             or "__pycache__" in n]
     assert not stray, f"the wheel should hold only the package: {stray[:10]}"
     size_mb = wheel.stat().st_size / 1e6
     assert size_mb < MAX_WHEEL_MB, f"{wheel.name} is {size_mb:.1f} MB: keep datasets out of stanlib/assets"

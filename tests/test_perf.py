@@ -1,19 +1,23 @@
-"""Performance features: fused vs explicit attention, torch.compile, text-tower shortcut, bench CLI.
+"""Performance features: fused vs explicit attention, torch.compile, text-tower shortcut, benchmark script.
 
 No timing assertions (the CPU is shared): only that the fast paths compute the same numbers and
-that the benchmark commands run and report what they promise.
+that the benchmark commands (``benchmarks/bench.py``, a script of the repository) run and report
+what they promise.
 """
 import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import stanlib
-from stanlib import bench
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench  # noqa: E402  (benchmarks/bench.py)
 
 
 def _tiny(**kw):
@@ -215,3 +219,11 @@ def test_bench_data_is_dispatched_to_the_data_tools(monkeypatch):
     monkeypatch.setattr(tools, "cli_main", lambda argv: calls.append(list(argv)) or 0)
     assert bench.cli_main(["data", "--workers", "0"]) == 0
     assert calls == [["bench", "--workers", "0"]]
+
+
+def test_stanlib_bench_points_at_the_benchmark_script(capsys):
+    from stanlib.cli import main
+
+    assert main(["bench", "model"]) == 2
+    err = capsys.readouterr().err
+    assert "python benchmarks/bench.py" in err and len(err.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ run cut short keeps what was measured; a markdown summary is written beside it a
    12-frame TSN clips);
 2. **train step** (eager): ViT-B/32 12 frames and ViT-B/16 8 frames (STAN-self, K=4) at batch 32, 64 and
    128, bf16 autocast, fused attention, fused AdamW, random-init weights: step time, clips/s, peak
-   memory, TFLOP/s and MFU, measured by :func:`stanlib.bench.run_variants` (FLOPs from
+   memory, TFLOP/s and MFU, measured by ``run_variants`` of ``benchmarks/bench.py`` (FLOPs from
    :mod:`stanlib.flops`); a batch that runs out of memory is retried with gradient checkpointing;
 3. **input pipeline**: the training dataset (``build_dataset("msrvtt", ..., mode="pairs")``, TSN
    sampling, random resized crop to 224 px) in a DataLoader with one worker per CPU, pinned memory
@@ -54,13 +54,14 @@ from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing can be downloaded there: fail fast
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import torch  # noqa: E402
 
+from bench import Setup, build_model, device_info, run_variants  # noqa: E402  (benchmarks/bench.py)
 from bench_compress import cpu_model, versions, write_bench_video  # noqa: E402
-from stanlib.bench import Setup, build_model, device_info, run_variants  # noqa: E402
 from stanlib.data.compress import CompressSettings, compress_dataset  # noqa: E402
 from stanlib.data.video import get_backend  # noqa: E402
 

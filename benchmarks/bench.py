@@ -1,14 +1,15 @@
-"""Benchmarks: speed, memory and FLOP utilisation of STAN models (``stanlib bench ...``).
+"""Benchmarks: speed, memory and FLOP utilisation of STAN models (``python benchmarks/bench.py ...``).
 
-::
+A script of the repository, not part of the installed package: it imports ``stanlib`` like any other
+user of the library. Run it from the repository root::
 
-    stanlib bench model --clip ViT-B-32 --frames 12 --batch 8 [--device cuda] [--compile]
-                        [--checkpointing] [--compare] [--temporal attn|conv|none] [--depth K] [--repeats N]
-    stanlib bench memory  --clip ViT-B-16 --frames 8 --batch 4   # gradient checkpointing on/off, peak memory
-    stanlib bench scaling --clips ViT-B-32 ViT-B-16              # cost vs frames and vs depth K
-    stanlib bench regroup                                        # token regrouping choices (copies or views)
-    stanlib bench gpu [--out DIR]                                # the whole GPU measurement set (< 5 min)
-    stanlib bench data ...                                       # decoding throughput (stanlib.data.tools)
+    python benchmarks/bench.py model --clip ViT-B-32 --frames 12 --batch 8 [--device cuda] [--compile]
+        [--checkpointing] [--compare] [--temporal attn|conv|none] [--depth K] [--repeats N]
+    python benchmarks/bench.py memory --clip ViT-B-16 --frames 8 --batch 4  # checkpointing on/off, peak memory
+    python benchmarks/bench.py scaling --clips ViT-B-32 ViT-B-16            # cost vs frames and vs depth K
+    python benchmarks/bench.py regroup                                      # token regrouping (copies or views)
+    python benchmarks/bench.py gpu [--out DIR]                              # the GPU measurement set (< 5 min)
+    python benchmarks/bench.py data ...                                     # decoding (stanlib data bench)
 
 What is measured (tables and the commands that made them: ``docs/benchmarks.md``):
 
@@ -37,6 +38,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import importlib.util
 import json
 import platform
 import statistics
@@ -53,12 +55,17 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+if importlib.util.find_spec("stanlib") is None:  # a checkout without an installed stanlib: use its sources
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from stanlib.engine import Stepper, build_optimizer
 from stanlib.flops import count_gmacs
 from stanlib.losses import ContrastiveLoss
 from stanlib.model import STANModel, create_model
 
 MIB = 2 ** 20
+PROG = "python benchmarks/bench.py"  # how the benchmarks are run (usage lines)
+SCRIPT = Path(__file__).resolve()
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from the vendors' datasheets. First substring of
 # torch.cuda.get_device_name() that matches wins, so longer names come first. T4 and V100 have no bf16:
@@ -514,7 +521,7 @@ def _fmt(x: Optional[float], spec: str = ".3f", none: str = "-") -> str:
 
 def print_result(r: Result, info: dict) -> None:
     s, f = r.setup, r.flops
-    print(f"stanlib bench model: {s.describe()} | {info['device']} | {s.precision} | "
+    print(f"bench model: {s.describe()} | {info['device']} | {s.precision} | "
           f"{'fused' if s.fused else 'explicit'} attention{' | compiled' if s.compile else ''}"
           f"{' | checkpointing' if s.checkpointing else ''}{' | text frozen' if s.freeze_text else ''}")
     print(f"  GFLOPs per clip: {f['gmacs']:.1f} (paper convention: linear/conv MACs of the video tower); "
@@ -654,7 +661,7 @@ def profile_breakdown(fn: Callable[[], None]) -> list[tuple[str, float, float]]:
 
 # =========================================================================== gradient checkpointing memory
 def _child_main(argv: list[str]) -> int:
-    """``python -m stanlib.bench _child '<json Setup>' [threads]``: one train step in a clean process -> JSON."""
+    """``python benchmarks/bench.py _child '<json Setup>' [threads]``: one train step in a clean process -> JSON."""
     setup = Setup(**json.loads(argv[0]))
     if len(argv) > 1 and int(argv[1]) > 0:
         torch.set_num_threads(int(argv[1]))
@@ -671,7 +678,7 @@ def _child_main(argv: list[str]) -> int:
 
 def run_in_subprocess(setup: Setup, threads: int = 0) -> Result:
     """One train step (time + peak memory) in a fresh Python process: nothing left over from earlier work."""
-    cmd = [sys.executable, "-m", "stanlib.bench", "_child", json.dumps(asdict(setup)), str(threads)]
+    cmd = [sys.executable, str(SCRIPT), "_child", json.dumps(asdict(setup)), str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
@@ -927,7 +934,7 @@ def _write_json(path: Optional[Path], payload) -> None:
 
 
 def model_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="stanlib bench model",
+    ap = argparse.ArgumentParser(prog=f"{PROG} model",
                                  description="forward / train-step time, clips/s, peak memory, TFLOP/s, MFU")
     _add_model_args(ap)
     ap.add_argument("--compile", action="store_true", help="torch.compile the video+text forward")
@@ -950,7 +957,7 @@ def model_main(argv: list[str]) -> int:
     if args.compare:
         results, diff = compare(setup, args.repeats, args.warmup, args.what, peak_tflops=info["peak_tflops"],
                                 add_bf16=args.add_bf16)
-        print(f"stanlib bench model --compare: {setup.describe()} | {info['device']} | {setup.precision}")
+        print(f"bench model --compare: {setup.describe()} | {info['device']} | {setup.precision}")
         print(markdown_table(results, info, ratio_to="explicit attention"))
         base = results[0]
         for r in results[1:]:
@@ -985,7 +992,7 @@ def model_main(argv: list[str]) -> int:
 
 
 def memory_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="stanlib bench memory",
+    ap = argparse.ArgumentParser(prog=f"{PROG} memory",
                                  description="train-step peak memory with and without gradient checkpointing")
     _add_model_args(ap)
     ap.set_defaults(clip="ViT-B-16", frames=8, batch=4)
@@ -1000,7 +1007,7 @@ def memory_main(argv: list[str]) -> int:
 
 
 def scaling_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="stanlib bench scaling", description="cost vs frames and vs depth K")
+    ap = argparse.ArgumentParser(prog=f"{PROG} scaling", description="cost vs frames and vs depth K")
     _add_model_args(ap)
     ap.set_defaults(batch=1, repeats=1, clip=None)
     ap.add_argument("--clips", nargs="+", default=["ViT-B-32", "ViT-B-16"])
@@ -1022,7 +1029,7 @@ def scaling_main(argv: list[str]) -> int:
 
 
 def regroup_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="stanlib bench regroup",
+    ap = argparse.ArgumentParser(prog=f"{PROG} regroup",
                                  description="token regrouping in the branch: copies vs views (forward+backward)")
     ap.add_argument("--width", type=int, default=768)
     ap.add_argument("--grid", type=int, default=14, help="patches per side (14: ViT-B/16 at 224 px)")
@@ -1042,7 +1049,7 @@ def regroup_main(argv: list[str]) -> int:
 
 
 def gpu_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="stanlib bench gpu",
+    ap = argparse.ArgumentParser(prog=f"{PROG} gpu",
                                  description="the whole GPU measurement set in one go, as a markdown table")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="tiny model and sizes (tests the script on a CPU)")
@@ -1054,7 +1061,7 @@ def gpu_main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     _threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("stanlib bench gpu: no CUDA device; use --device cpu --quick to test the script", file=sys.stderr)
+        print("bench gpu: no CUDA device; use --device cpu --quick to test the script", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
 
@@ -1082,17 +1089,17 @@ SUBCOMMANDS = {
     "scaling": (scaling_main, "cost vs frames and depth K"),
     "regroup": (regroup_main, "token regrouping choices in the branch (copies vs views)"),
     "gpu": (gpu_main, "the whole GPU measurement set (< 5 min), markdown table with the card"),
-    "data": (None, "video decoding throughput (stanlib.data.tools: data bench)"),
+    "data": (None, "video decoding throughput (stanlib data bench, stanlib.data.tools)"),
 }
 
 
 def cli_main(argv: list[str]) -> int:
     argv = list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: stanlib bench {" + ",".join(SUBCOMMANDS) + "} ...\n")
+        print(f"usage: {PROG} {{" + ",".join(SUBCOMMANDS) + "} ...\n")
         for name, (_, help_) in SUBCOMMANDS.items():
             print(f"  {name:<8} {help_}")
-        print("\nRun `stanlib bench <command> --help` for options.")
+        print(f"\nRun `{PROG} <command> --help` for options.")
         return 0
     name, rest = argv[0], argv[1:]
     if name == "data":
@@ -1102,7 +1109,7 @@ def cli_main(argv: list[str]) -> int:
     if name == "_child":
         return _child_main(rest)
     if name not in SUBCOMMANDS:
-        print(f"stanlib bench: unknown command {name!r}; choose one of {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        print(f"bench: unknown command {name!r}; choose one of {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
     return int(SUBCOMMANDS[name][0](rest) or 0)
 
