@@ -228,3 +228,24 @@ def test_predict_and_attention_read_a_training_checkpoint(tmp_path, capsys):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_bundled_motion_twins_decode_to_exact_reversals():
+    import numpy as np
+
+    from stanlib.assets import repo_root
+    from stanlib.data.video import open_video
+
+    root = repo_root()
+    if root is None:
+        pytest.skip("needs the repository's data_samples")
+    folder = root / "data_samples/synth/motion"
+    meta = json.loads((folder / "synth_meta.json").read_text())
+    item = next(it for it in meta["items"] if it["split"] == "test")
+
+    def frames(video_id):
+        with open_video(folder / "videos" / f"{video_id}.mp4") as reader:
+            return reader.get_batch(list(range(len(reader))))
+
+    a, b = frames(item["id"]), frames(item["twin"])
+    assert len(a) == 8 and np.array_equal(a, b[::-1])   # lossless: an order-blind model scores exactly 50 %

@@ -131,7 +131,8 @@ def data_samples(*parts: str) -> Path:
 
 
 # the sizes of the repository's data_samples/synth sets (data_samples/synth/README.md)
-SYNTH_SIZES = {"motion": {"n_train": 800, "n_test": 200, "twin_train": True}}
+SYNTH_SIZES = {"motion": {"n_train": 800, "n_test": 200, "twin_train": True, "num_frames": 8}}
+SYNTH_CRF = {"motion": 0}   # lossless: a decoded twin is the exact reversal of its partner
 
 
 def synth_dataset(task: str, cache: Optional[Path] = None) -> Path:
@@ -152,5 +153,6 @@ def synth_dataset(task: str, cache: Optional[Path] = None) -> Path:
     out = base / task
     if not (out / "synth_meta.json").is_file():
         print(f"writing the synthetic {task} videos to {out} (once; under a minute)")
-        synth.write_task(synth.TASKS[task](**SYNTH_SIZES.get(task, {})), out, overwrite=out.exists(), progress=False)
+        synth.write_task(synth.TASKS[task](**SYNTH_SIZES.get(task, {})), out, crf=SYNTH_CRF.get(task, 10),
+                         overwrite=out.exists(), progress=False)
     return out
