@@ -265,6 +265,12 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                     # stale (a tqdm bar frozen at 0%, "VBox(...)"): drop the whole output
                     continue
                 out["metadata"] = {k: v for k, v in out.get("metadata", {}).items() if k in ("image/png",)}
+            previous = kept[-1] if kept else None
+            if (out.get("output_type") == "stream" and previous is not None
+                    and previous.get("output_type") == "stream" and previous.get("name") == out.get("name")):
+                # consecutive writes to one stream are one block of text (as Jupyter shows them)
+                previous["text"] = "".join(previous["text"]) + "".join(out["text"])
+                continue
             kept.append(out)
         cell.outputs = kept
     return nb
