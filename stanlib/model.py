@@ -34,9 +34,9 @@ from torch import nn
 
 from open_clip.transformer import text_global_pool
 
-from stanlib.baselines import INTERMEDIATE, build_structure
+from stanlib.baselines import INTERMEDIATE, SeqTransf, build_structure  # noqa: F401  (stanlib.model.SeqTransf)
 from stanlib.clip import create_clip
-from stanlib.stan import MAX_FRAMES, Attention, SeqTransf, STANBranch, clip_block_forward  # noqa: F401
+from stanlib.stan import MAX_FRAMES, Attention, STANBranch, clip_block_forward  # noqa: F401
 from stanlib.tokenizer import get_tokenizer
 
 ARCHS = ("branch", "meanpool", "posterior", "seqtransf", "tdb", "st-adapter", "xclip-msg")

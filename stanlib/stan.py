@@ -330,25 +330,3 @@ def _identity_linear(dim: int) -> nn.Linear:
     nn.init.eye_(lin.weight)
     nn.init.zeros_(lin.bias)
     return lin
-
-
-class SeqTransf(nn.Module):
-    """CLIP4Clip's posterior "seqTransf" baseline: a temporal transformer on the frame embeddings.
-
-    ``(B, T, E) + frame position embedding -> transformer -> + residual -> mean over T``.
-    """
-
-    def __init__(self, dim: int, layers: int = 4, max_frames: int = MAX_FRAMES):
-        super().__init__()
-        from open_clip.transformer import Transformer
-
-        self.frame_pos = nn.Embedding(max_frames, dim)
-        nn.init.normal_(self.frame_pos.weight, std=0.01)
-        self.transformer = Transformer(dim, layers, max(1, dim // 64))
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        t = frames.shape[1]
-        if t > self.frame_pos.num_embeddings:
-            raise ValueError(f"{t} frames exceed the seqTransf frame embedding ({self.frame_pos.num_embeddings})")
-        x = self.transformer(frames + self.frame_pos.weight[:t])
-        return (x + frames).mean(dim=1)
