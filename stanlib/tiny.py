@@ -7,7 +7,11 @@ world (:func:`stanlib.data.synth.synth_images`) and the captions name their colo
 position (``"a photo of a small red circle at the top left"``). The motion words ("up", "grows",
 "fades") never appear, so the class names "Something moves up" / "... down" embed at cosine
 0.97; ``--storyboards`` adds captioned "before | after" pictures of motions (an experiment,
-docs/experiments.md 2.5). The model is open_clip's
+docs/experiments.md 2.5), ``--motion-stills`` / ``--textured`` single pictures whose cue names the
+motion (a smear behind a moving shape, ghost outlines, a curved arrow, a row of fading copies;
+:func:`stanlib.data.synth.synth_motion_stills`), captioned with the video tasks' own phrases
+("a red circle moves left"); :func:`motion_phrase_retrieval` measures what the text tower learnt
+of them. The model is open_clip's
 ``stan-tiny`` config (64 px, patch 8, width 128, 4 vision layers; word-level text tower).
 
 After pretraining the model names colour x shape combinations it has never seen as images
@@ -18,6 +22,7 @@ After pretraining the model names colour x shape combinations it has never seen 
 
     stanlib pretrain-tiny --seed 0 --out runs/tiny_clip     # 3000 steps of 64 images
     stanlib pretrain-tiny --evaluate bundled          # the shipped weights
+    stanlib pretrain-tiny --motion-stills 0.2 --textured 0.1 --out runs/tiny_clip_motion
 
     import stanlib
     clip = stanlib.load_tiny()                  # the shipped weights (open_clip CLIP)
@@ -44,7 +49,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from stanlib.clip import BUNDLED_TINY, create_clip
-from stanlib.data.synth import APPEARANCE_PAIRS, MOTION_CLASSES, MOTIONS, random_storyboard, synth_images, zero_shot_classes
+from stanlib.data.synth import (APPEARANCE_PAIRS, MOTION_CLASSES, MOTION_PHRASES, MOTION_STILL_SUBJECTS, MOTIONS,
+                                motion_still_caption, motion_swaps, partner, random_storyboard, render_clip,
+                                sample_spec, synth_images, synth_motion_stills, zero_shot_classes)
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
 from stanlib.engine import Stepper, build_optimizer, warmup_cosine
 from stanlib.losses import info_nce
@@ -59,6 +66,10 @@ TRAIN_SEED_STRIDE = 1_000_000
 # (synth.storyboard). Off for the shipped model: with 0.25 the text tower learnt which *pair* a
 # storyboard shows but merged each time-reversed partner (cosine 1.00), see docs/experiments.md 2.5.
 STORYBOARDS = 0.0
+# Fractions of each batch that are motion stills (synth.synth_motion_stills) on plain and on
+# textured scenes, in reversed twins; off for the shipped model.
+MOTION_STILLS = 0.0
+TEXTURED = 0.0
 
 
 def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.device] = None) -> torch.Tensor:
@@ -77,13 +88,40 @@ def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.dev
     return (x - mean) / std
 
 
-def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS
-                ) -> tuple[torch.Tensor, list[str]]:
-    """Fresh images + captions for one training step (a pure function of seed and step)."""
+def _check_fractions(motion_stills: float, textured: float) -> None:
+    for name, value in (("motion_stills", motion_stills), ("textured", textured)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} is a fraction of the batch in [0, 1], got {value}")
+    if motion_stills + textured > 1.0:
+        raise ValueError(f"motion_stills + textured is at most 1 (the rest are captioned shapes), "
+                         f"got {motion_stills} + {textured}")
+
+
+def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS,
+                motion_stills: float = MOTION_STILLS, textured: float = TEXTURED) -> tuple[torch.Tensor, list[str]]:
+    """Fresh images + captions for one training step (a pure function of seed and step).
+
+    ``round(motion_stills * batch_size)`` images are plain motion stills and ``round(textured *
+    batch_size)`` motion stills on textured scenes (both in reversed twins, after the shapes); the
+    rest are :func:`synth_images` (with ``storyboards``). With both at 0 the batch is
+    ``synth_images(batch_size)`` alone and the motion-still generator is never called.
+    """
     if step >= TRAIN_SEED_STRIDE:
         raise ValueError(f"step {step} too large (at most {TRAIN_SEED_STRIDE - 1} steps)")
-    images, captions, _ = synth_images(batch_size, seed=seed * TRAIN_SEED_STRIDE + step, storyboards=storyboards)
-    return to_model_input(images), captions
+    _check_fractions(motion_stills, textured)
+    data_seed = seed * TRAIN_SEED_STRIDE + step
+    n_plain = int(round(motion_stills * batch_size))
+    n_textured = min(int(round(textured * batch_size)), batch_size - n_plain)
+    n_shapes = batch_size - n_plain - n_textured
+    parts = []
+    if n_shapes > 0:
+        parts.append(synth_images(n_shapes, seed=data_seed, storyboards=storyboards)[:2])
+    if n_plain > 0:
+        parts.append(synth_motion_stills(n_plain, seed=data_seed, twins=True)[:2])
+    if n_textured > 0:
+        parts.append(synth_motion_stills(n_textured, seed=data_seed, textured=True, twins=True)[:2])
+    images = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+    return to_model_input(images), [c for p in parts for c in p[1]]
 
 
 def heldout_images(n: int = 960, size: int = 64) -> tuple[torch.Tensor, np.ndarray]:
@@ -133,18 +171,84 @@ def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
     return {"storyboard_top1": round(acc, 1), "partner_cosine": round(partner_cos, 3)}
 
 
+@torch.no_grad()
+def motion_phrase_retrieval(clip: torch.nn.Module, n: int = 200, cues: bool = True, textured: bool = False,
+                            batch_size: int = 256) -> dict:
+    """Does the image pick its caption's motion phrase? For ``n`` held-out images captioned with a
+    motion (``"the red circle is moving left"``), the caption is scored against its 10
+    :func:`~stanlib.data.synth.motion_swaps` (the same words with each motion's phrase).
+
+    ``cues=True``: motion stills (:func:`~stanlib.data.synth.synth_motion_stills`, ``textured``
+    scenes or plain), whose cue names the direction. ``cues=False``: one uniformly drawn frame of a
+    plain-world video clip of the motion (8 frames): a frame of a clip and of its reversal are equally
+    likely, so the direction within a pair is at chance (50%) for any model.
+    Returns percentages: ``top1`` (the true phrase scores highest of the 10; chance 10%),
+    ``reversed`` (the true phrase scores above its reversed partner's; chance 50%) and ``pair``
+    (the best phrase is of the true pair; chance 20%), with ``n``.
+    """
+    if n < 1:
+        raise ValueError(f"motion_phrase_retrieval needs n >= 1, got {n}")
+    if cues:
+        images, captions, motions = synth_motion_stills(n, seed=HELDOUT_SEED, textured=textured)
+    else:
+        rng = np.random.default_rng(HELDOUT_SEED + 2)
+        frames, captions, motions = [], [], []
+        for i in range(n):
+            motion = MOTIONS[i % len(MOTIONS)]
+            colour, shape = APPEARANCE_PAIRS[rng.integers(len(APPEARANCE_PAIRS))]
+            clip_frames = render_clip(sample_spec(rng, colour, shape, motion, num_frames=8))
+            frames.append(clip_frames[rng.integers(len(clip_frames))])
+            variant = int(rng.integers(len(MOTION_PHRASES[motion])))
+            subject = int(rng.integers(len(MOTION_STILL_SUBJECTS)))
+            captions.append(motion_still_caption(colour, shape, motion, variant, subject))
+            motions.append(motion)
+        images = np.stack(frames)
+    swaps = [motion_swaps(c, m) for c, m in zip(captions, motions)]
+    texts = sorted({t for s in swaps for t in s})
+    was_training = clip.training
+    clip.eval()
+    tokenizer = get_tokenizer(CLIP_NAME)
+    text = torch.cat([F.normalize(clip.encode_text(tokenizer(texts[i:i + batch_size])), dim=-1)
+                      for i in range(0, len(texts), batch_size)])
+    x = to_model_input(images)
+    img = torch.cat([F.normalize(clip.encode_image(x[i:i + batch_size]), dim=-1)
+                     for i in range(0, n, batch_size)])
+    clip.train(was_training)
+    row = {t: i for i, t in enumerate(texts)}
+    index = torch.tensor([[row[t] for t in s] for s in swaps])           # (n, 10) in MOTIONS order
+    scores = (img[:, None, :] * text[index]).sum(-1)                      # (n, 10)
+    true = torch.tensor([MOTIONS.index(m) for m in motions])
+    rev = torch.tensor([MOTIONS.index(partner(m)) for m in motions])
+    best = scores.argmax(-1)
+    own, other = scores.gather(1, true[:, None])[:, 0], scores.gather(1, rev[:, None])[:, 0]
+    pct = lambda hits: round(float(100.0 * hits.float().mean()), 1)  # noqa: E731
+    return {"top1": pct(best == true), "reversed": pct(own > other), "pair": pct(best // 2 == true // 2), "n": n}
+
+
+def motion_phrases(clip: torch.nn.Module, n: int = 200) -> dict:
+    """:func:`motion_phrase_retrieval` on plain and textured motion stills and on plain video frames."""
+    return {"stills": motion_phrase_retrieval(clip, n, cues=True),
+            "textured_stills": motion_phrase_retrieval(clip, n, cues=True, textured=True),
+            "video_frames": motion_phrase_retrieval(clip, n, cues=False)}
+
+
 def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.1,
              warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True,
-             storyboards: float = STORYBOARDS) -> tuple[torch.nn.Module, dict]:
+             storyboards: float = STORYBOARDS, motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
+             n_motion_eval: int = 200) -> tuple[torch.nn.Module, dict]:
     """Pretrain ``stan-tiny`` contrastively; returns ``(clip, record)``.
 
     ``record`` holds the recipe, the zero-shot accuracy curve ``[(step, acc), ...]``, the final
-    ``zero_shot_top1`` on the held-out images and the wall time. Deterministic for a given seed
+    ``zero_shot_top1`` on the held-out images, the motion words (:func:`motion_zero_shot`, and
+    :func:`motion_phrases` on ``n_motion_eval`` images, skipped at 0) and the wall time.
+    ``motion_stills`` and ``textured`` are the fractions of each batch that are motion stills (see
+    :func:`train_batch`; both 0 train on exactly the shape images). Deterministic for a given seed
     on a given machine and thread count (fresh images per step are a pure function of
     (seed, step); model init and nothing else draws from torch's generator).
     """
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got steps={steps}, batch_size={batch_size}")
+    _check_fractions(motion_stills, textured)
     torch.manual_seed(seed)
     clip = create_clip(CLIP_NAME)  # random init; open_clip's learnable logit scale starts at 1/0.07
     tokenizer = get_tokenizer(CLIP_NAME)
@@ -158,7 +262,7 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     t0 = time.time()
     bar = tqdm(range(steps), desc="pretrain stan-tiny", disable=not progress)
     for step in bar:
-        images, captions = train_batch(seed, step, batch_size, storyboards)
+        images, captions = train_batch(seed, step, batch_size, storyboards, motion_stills, textured)
         img = F.normalize(clip.encode_image(images), dim=-1)
         txt = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
         loss = info_nce(img, txt, clip.logit_scale.exp().clamp(max=100.0)) / 2  # mean of both directions
@@ -172,7 +276,11 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
         "clip": CLIP_NAME, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup": warmup, "optimizer": "AdamW(0.9, 0.98, eps 1e-6), cosine, clip 1.0",
         "data": "stanlib.data.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
-        "storyboards": storyboards, "motion_words": motion_zero_shot(clip),
+        "storyboards": storyboards, "motion_stills": motion_stills, "textured": textured,
+        "motion_stills_data": ("stanlib.data.synth.synth_motion_stills(twins=True), plain then textured, "
+                               "after the synth_images part of each batch"),
+        "motion_words": motion_zero_shot(clip),
+        "motion_phrases": motion_phrases(clip, n_motion_eval) if n_motion_eval > 0 else None,
         "zero_shot_classes": 24, "zero_shot_prompt": "a photo of a {colour} {shape}",
         "heldout": f"{n_eval} images of synth_images(seed={HELDOUT_SEED})",
         "zero_shot_top1": curve[-1][1], "curve": curve,
@@ -223,6 +331,10 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--storyboards", type=float, default=STORYBOARDS,
                     help="fraction of each batch that is a motion storyboard (teaches the motion words)")
+    ap.add_argument("--motion-stills", type=float, default=MOTION_STILLS, metavar="F",
+                    help="fraction of each batch that is a motion still on a plain background (a cue names the motion)")
+    ap.add_argument("--textured", type=float, default=TEXTURED, metavar="F",
+                    help="fraction of each batch that is a motion still on a textured scene with distractors")
     ap.add_argument("--eval-every", type=int, default=200, help="steps between zero-shot evaluations")
     ap.add_argument("--out", default="runs/tiny_clip",
                     help="output folder (the shipped model lives in stanlib/assets/tiny_clip)")
@@ -239,11 +351,17 @@ def cli_main(argv: list[str]) -> int:
             print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
             return 2
         print(f"zero-shot top-1 on 960 held-out images (24 classes): {zero_shot_accuracy(clip):.1f}%; "
-              f"motion words: {motion_zero_shot(clip)}")
+              f"motion words: {motion_zero_shot(clip)}; motion phrases: {motion_phrases(clip)}")
         return 0
+    try:
+        _check_fractions(args.motion_stills, args.textured)
+    except ValueError as err:
+        print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
+        return 2
     command = "stanlib pretrain-tiny " + " ".join(argv)
     clip, record = pretrain(args.seed, args.steps, args.batch_size, args.lr, eval_every=args.eval_every,
-                            storyboards=args.storyboards)
+                            storyboards=args.storyboards, motion_stills=args.motion_stills,
+                            textured=args.textured)
     record["command"] = command.strip()
     path = save_tiny(clip, record, args.out)
     print(f"zero-shot top-1 {record['zero_shot_top1']:.1f}% (curve {record['curve']}); "

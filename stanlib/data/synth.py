@@ -51,6 +51,10 @@ written in the ``generic_label`` format (``train.csv``, ``test.csv`` with a ``tw
     stanlib synth --style textured --out data/synth/textured --seed 0   # 480 train + 160 test clips
 
 The plain world (``--style plain``, the default) uses none of this code: its clips do not depend on it.
+
+Still images pretrain the tiny CLIP (``stanlib pretrain-tiny``): :func:`synth_images` (shapes captioned
+with colour, shape, position) and :func:`synth_motion_stills` (one picture whose cue names a motion,
+captioned with the video tasks' phrases: ``"a red circle moves left"``).
 """
 from __future__ import annotations
 
@@ -1030,6 +1034,309 @@ def textured_task(n_train: int = 480, n_test: int = 160, seed: int = 0, size: in
                                   None))
         splits.append(items)
     return TexturedTask("textured", list(TEXTURED_CLASSES), splits[0], splits[1], seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# Motion stills: single images whose motion cue names the direction
+# ----------------------------------------------------------------------------------------------
+
+# Captions of a motion still: a subject of the video captions (or the class names' "something")
+# followed by a phrase of MOTION_PHRASES, so motion_swaps rewrites them.
+MOTION_STILL_SUBJECTS: tuple[str, ...] = CAPTION_SUBJECTS + ("something",)
+STILL_RADIUS_RANGE = (0.11, 0.15)         # shape radius / frame side
+STILL_TRAIL = (0.20, 0.30)                # translation: smear length / frame side
+STILL_TRAIL_GHOSTS = 16                   # copies that make up a smear
+STILL_TRAIL_ALPHA = (0.08, 0.7)           # opacity of a smear's oldest and newest copy
+STILL_GROW_GHOSTS = (0.3, 0.55, 0.8)      # grows: earlier radii / now, oldest first (rings inside)
+STILL_SHRINK_GHOSTS = (2.0, 1.65, 1.3)    # shrinks: earlier radii / now, oldest first (outlines around)
+STILL_GHOST_ALPHA = (0.35, 0.6, 0.85)     # opacity of those outlines, oldest first
+STILL_OUTLINE = 0.7                       # outline half width, pixels
+STILL_SWEEP = (80.0, 130.0)               # rotation: degrees swept by the ghost hands and the arrow
+STILL_HAND_GHOSTS = 6                     # ghost hands of a rotation
+STILL_HAND_ALPHA = (0.1, 0.45)            # their opacity, oldest and newest
+ARROW_RADIUS = 1.75                       # rotation arrow: arc radius / shape radius
+ARROW_HALF_WIDTH = 0.9                    # arc half width, pixels
+ARROW_HEAD = (0.9, 0.6)                   # arrowhead length and half width / shape radius
+STILL_FADE_RADIUS = 0.75                  # fades: the copies' radius / the shape's
+STILL_FADE_ALPHA = (0.15, 0.5, 1.0)       # fades in: the copies' opacity left to right (fades out: reversed)
+STILL_CONTRAST = 90.0                     # textured scenes: least RGB distance of a corner from the shape
+CUE_GREY = 200.0                          # grey level of the rotation arrow and the fade dividers
+_STILL_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class MotionStillSpec:
+    """Everything needed to render one motion still; :func:`render_motion_still` is a pure function of it.
+
+    Pixels of a ``size`` x ``size`` image, y down. ``(cx, cy)``, ``radius`` and ``angle`` give the
+    shape now (a rotating shape's clock hand points along ``angle``); the cue shows its past. The
+    spec does not depend on the direction within a pair: ``replace(spec, motion=partner(motion))``
+    draws the same shape with the reversed cue. Plain scenes use ``background`` and ``gradient`` (as
+    :class:`ClipSpec`); a textured scene (``corners`` set) the textured world's background, grey
+    noise and static ``distractors``.
+    """
+    colour: str
+    shape: str
+    motion: str
+    rgb: tuple[int, int, int]
+    cx: float
+    cy: float
+    radius: float
+    angle: float = 0.0
+    trail: float = 0.0                 # translation: smear length, pixels
+    sweep: float = 90.0                # rotation: degrees of ghost hands and of the arrow arc
+    background: tuple[int, int, int] = (30, 30, 30)
+    gradient: tuple[float, float] = (0.0, 0.0)
+    corners: tuple[tuple[int, int, int], ...] = ()
+    waves: tuple[tuple[float, float, float, float], ...] = ()
+    noise_seed: int = 0
+    texture_noise: float = 0.0
+    frame_noise: float = 0.0
+    distractors: tuple[Sprite, ...] = ()
+    size: int = 64
+
+    @property
+    def textured(self) -> bool:
+        return bool(self.corners)
+
+
+def _polygon_sdf(X: np.ndarray, Y: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Approximate signed distance to a convex polygon (exact inside and along the edges)."""
+    area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]))
+    sign = 1.0 if area > 0 else -1.0
+    d = None
+    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
+        ex, ey = x1 - x0, y1 - y0
+        length = math.hypot(ex, ey)
+        edge = sign * ((X - x0) * ey - (Y - y0) * ex) / length  # > 0 outside this edge
+        d = edge if d is None else np.maximum(d, edge)
+    return d
+
+
+def _arrow_sdf(X: np.ndarray, Y: np.ndarray, cx: float, cy: float, radius: float, start: float, span: float,
+               head: tuple[float, float]) -> np.ndarray:
+    """Signed distance to a curved arrow around (cx, cy): an arc of ``radius`` from angle ``start``
+    over ``span`` degrees (positive = clockwise on screen, y down) with its head at the end."""
+    phi = np.degrees(np.arctan2(Y - cy, X - cx))
+    lo = start if span > 0 else start + span
+    inside = np.mod(phi - lo, 360.0) <= abs(span)
+    ends = [(cx + radius * math.cos(math.radians(a)), cy + radius * math.sin(math.radians(a)))
+            for a in (start, start + span)]
+    to_ends = np.minimum(*[np.hypot(X - x, Y - y) for x, y in ends])
+    arc = np.where(inside, np.abs(np.hypot(X - cx, Y - cy) - radius), to_ends) - ARROW_HALF_WIDTH
+    end = math.radians(start + span)
+    sense = 1.0 if span > 0 else -1.0
+    tx, ty = -math.sin(end) * sense, math.cos(end) * sense   # the tangent in the sense of rotation
+    nx, ny = math.cos(end), math.sin(end)                    # the radial direction
+    (ex, ey), (length, half) = ends[1], head
+    tip = (ex + tx * length, ey + ty * length)
+    wings = [(ex + nx * half, ey + ny * half), (ex - nx * half, ey - ny * half)]
+    return np.minimum(arc, _polygon_sdf(X, Y, [tip, *wings]))
+
+
+def render_motion_still(spec: MotionStillSpec) -> np.ndarray:
+    """Render a motion still: uint8 (H, W, 3), deterministic and pure.
+
+    The shape now is drawn solid and its past as a cue whose side or sense names the direction:
+
+    * moves left / right / up / down: a smear of fading copies behind the shape, towards where it
+      came from (the oldest, faintest, furthest away);
+    * grows: concentric outlines of its earlier, smaller sizes inside the shape;
+    * shrinks: faint outlines of its earlier, larger sizes around the shape;
+    * rotates clockwise / counterclockwise: fading ghosts of the clock hand's earlier angles behind
+      it, and a grey curved arrow on the far side pointing in the sense of rotation;
+    * fades in / out: three smaller copies in a row split by grey dividers, their opacity rising
+      (fades in) or falling (fades out) from left to right.
+    """
+    n = spec.size
+    if n < 8:
+        raise ValueError(f"image size {n} px is too small (need size >= 8)")
+    k = _motion_index(spec.motion)
+    pair, sense = k // 2, (1.0 if k % 2 == 0 else -1.0)
+    grid = np.arange(n, dtype=np.float64) + 0.5
+    X, Y = np.broadcast_arrays(grid[None, :], grid[:, None])
+    if spec.textured:
+        canvas = _textured_background(spec, X, Y)
+        for d in spec.distractors:
+            canvas = _paint(canvas, _sprite_layer(d, X, Y, d.cx, d.cy, d.radius))
+    else:
+        canvas = _background(spec)
+    colour = np.asarray(spec.rgb, np.float64)
+    hand = pair == 3
+
+    def sdf(cx: float, cy: float, r: float, angle: float) -> np.ndarray:
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        dx, dy = X - cx, Y - cy
+        u, v = c * dx + s * dy, -s * dx + c * dy
+        d = _shape_sdf(spec.shape, u, v, r)
+        if hand:
+            length = HAND_LENGTH * spec.radius
+            d = np.minimum(d, _box_sdf(u - length / 2, v, length / 2, HAND_HALF_WIDTH * spec.radius))
+        return d
+
+    def solid(d: np.ndarray) -> np.ndarray:
+        return np.clip(0.5 - d, 0.0, 1.0)
+
+    def outline(d: np.ndarray) -> np.ndarray:
+        return np.clip(0.5 - (np.abs(d) - STILL_OUTLINE), 0.0, 1.0)
+
+    now = sdf(spec.cx, spec.cy, spec.radius, spec.angle)
+    if pair in (0, 1):      # a smear behind the shape
+        ux, uy = _STILL_DIRECTIONS[spec.motion]
+        smear = np.zeros((n, n))
+        lo, hi = STILL_TRAIL_ALPHA
+        for j in range(STILL_TRAIL_GHOSTS):
+            t = j / STILL_TRAIL_GHOSTS            # 0 = the oldest copy, furthest back
+            back = spec.trail * (1.0 - t)
+            ghost = solid(sdf(spec.cx - ux * back, spec.cy - uy * back, spec.radius, spec.angle))
+            smear = np.maximum(smear, ghost * (lo + (hi - lo) * t))
+        canvas = _paint(_paint(canvas, (smear, colour)), (solid(now), colour))
+    elif pair == 2:         # earlier sizes as outlines: inside (grows) or around (shrinks)
+        factors = STILL_GROW_GHOSTS if sense > 0 else STILL_SHRINK_GHOSTS
+        ghosts = [outline(sdf(spec.cx, spec.cy, spec.radius * f, spec.angle)) * a
+                  for f, a in zip(factors, STILL_GHOST_ALPHA)]
+        if sense > 0:       # rings cut into the solid shape, in the colour of the scene behind it
+            scene = canvas
+            canvas = _paint(canvas, (solid(now), colour))
+            for g in ghosts:
+                canvas = canvas * (1.0 - g[:, :, None]) + scene * g[:, :, None]
+        else:
+            for g in ghosts:
+                canvas = _paint(canvas, (g, colour))
+            canvas = _paint(canvas, (solid(now), colour))
+    elif pair == 3:         # ghost hands behind the hand and a curved arrow opposite it
+        lo, hi = STILL_HAND_ALPHA
+        ghosts = np.zeros((n, n))
+        for j in range(STILL_HAND_GHOSTS):
+            t = j / STILL_HAND_GHOSTS
+            angle = spec.angle - sense * spec.sweep * (1.0 - t)
+            ghosts = np.maximum(ghosts, solid(sdf(spec.cx, spec.cy, spec.radius, angle)) * (lo + (hi - lo) * t))
+        canvas = _paint(_paint(canvas, (ghosts, colour)), (solid(now), colour))
+        opposite = spec.angle + 180.0
+        arrow = _arrow_sdf(X, Y, spec.cx, spec.cy, ARROW_RADIUS * spec.radius, opposite - sense * spec.sweep / 2,
+                           sense * spec.sweep, (ARROW_HEAD[0] * spec.radius, ARROW_HEAD[1] * spec.radius))
+        canvas = _paint(canvas, (solid(arrow), np.full(3, CUE_GREY)))
+    else:                   # three copies, opacity rising (fades in) or falling (fades out) to the right
+        r = STILL_FADE_RADIUS * spec.radius
+        step = 2.0 * EXTENT * r + 3.0
+        alphas = STILL_FADE_ALPHA if sense > 0 else STILL_FADE_ALPHA[::-1]
+        for j, a in enumerate(alphas):
+            canvas = _paint(canvas, (solid(sdf(spec.cx + (j - 1) * step, spec.cy, r, spec.angle)) * a, colour))
+        for j in (-0.5, 0.5):
+            divider = _box_sdf(X - (spec.cx + j * step), Y - spec.cy, 0.5, EXTENT * r)
+            canvas = _paint(canvas, (solid(divider), np.full(3, CUE_GREY)))
+    if spec.textured:
+        canvas = canvas + np.random.default_rng([spec.noise_seed, 1]).normal(0.0, spec.frame_noise, (n, n, 1))
+    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def _still_extent(motion: str, r: float, trail: float) -> tuple[float, float]:
+    """How far (x, y) a motion still's drawing reaches from the shape's centre, for both motions of its pair."""
+    body = EXTENT * r
+    pair = pair_index(motion)
+    if pair == 0:
+        return trail + body, body
+    if pair == 1:
+        return body, trail + body
+    if pair == 2:
+        return body * STILL_SHRINK_GHOSTS[0], body * STILL_SHRINK_GHOSTS[0]
+    if pair == 3:
+        reach = max((HAND_LENGTH + HAND_HALF_WIDTH) * r, (ARROW_RADIUS + ARROW_HEAD[0]) * r)
+        return reach, reach
+    fade_r = STILL_FADE_RADIUS * r
+    return 3.0 * EXTENT * fade_r + 3.0, EXTENT * fade_r
+
+
+def sample_motion_still_spec(rng: np.random.Generator, colour: str, shape: str, motion: str,
+                             size: int = 64, textured: bool = False) -> MotionStillSpec:
+    """A random motion still of a given colour, shape and motion whose drawing stays inside the image.
+
+    The draws do not depend on the direction within the motion's pair, so a still and its
+    reversed partner share every number. ``textured``: the textured world's background, noise and
+    1-2 static distractors (placed off the cue where they fit) instead of a plain dark background.
+    """
+    if colour not in COLOURS:
+        raise ValueError(f"unknown colour {colour!r}; expected one of {list(COLOURS)}")
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
+    _motion_index(motion)
+    r = float(rng.uniform(*STILL_RADIUS_RANGE) * size)
+    trail = float(rng.uniform(*STILL_TRAIL) * size)
+    sweep = float(rng.uniform(*STILL_SWEEP))
+    angle = float(rng.uniform(0.0, 360.0))
+    rgb = _jitter(COLOURS[colour], rng)
+    hx, hy = _still_extent(motion, r, trail)
+    hx, hy = min(hx, size / 2), min(hy, size / 2)
+    cx, cy = float(rng.uniform(hx, size - hx)), float(rng.uniform(hy, size - hy))
+    spec = MotionStillSpec(colour=colour, shape=shape, motion=motion, rgb=rgb, cx=cx, cy=cy, radius=r,
+                           angle=angle, trail=trail, sweep=sweep, size=size)
+    if not textured:
+        background, gradient = _random_background(rng, size)
+        return replace(spec, background=background, gradient=gradient)
+    for _ in range(32):  # a background whose every corner contrasts with the shape (the last try if none does)
+        corners = tuple(tuple(int(x) for x in rng.integers(CORNER_RANGE[0], CORNER_RANGE[1] + 1, size=3))
+                        for _ in range(4))
+        if np.linalg.norm(np.asarray(corners, np.float64) - np.asarray(rgb), axis=1).min() >= STILL_CONTRAST:
+            break
+    mean = np.mean(np.asarray(corners, np.float64), axis=0)
+    waves = []
+    for _ in range(int(rng.integers(1, 3))):
+        cycles, theta = rng.uniform(*WAVE_CYCLES) / size, rng.uniform(0.0, 2 * math.pi)
+        waves.append((float(rng.uniform(*WAVE_AMPLITUDE)), float(cycles * math.cos(theta)),
+                      float(cycles * math.sin(theta)), float(rng.uniform(0.0, 2 * math.pi))))
+    distractors = []
+    for _ in range(int(rng.integers(1, 3))):
+        d = _random_sprite(rng, mean, rng.uniform(*DISTRACTOR_RADIUS) * size)
+        margin = TEXTURED_EXTENT * d.radius
+        for _ in range(16):  # off the cue's box where there is room
+            x, y = rng.uniform(margin, size - margin, size=2)
+            if abs(x - cx) > hx + margin or abs(y - cy) > hy + margin:
+                break
+        distractors.append(replace(d, cx=float(x), cy=float(y)))
+    return replace(spec, corners=corners, waves=tuple(waves), noise_seed=int(rng.integers(2**31)),
+                   texture_noise=float(rng.uniform(*TEXTURE_NOISE)), frame_noise=float(rng.uniform(*FRAME_NOISE)),
+                   distractors=tuple(distractors))
+
+
+def motion_still_caption(colour: str, shape: str, motion: str, variant: int = 0, subject: int = 0) -> str:
+    """A video caption for a still: a subject of :data:`MOTION_STILL_SUBJECTS` (the video captions'
+    and ``"something"``) and the motion's phrase ``variant``: ``"something moves left"``."""
+    return f"{MOTION_STILL_SUBJECTS[subject].format(c=colour, s=shape)} {MOTION_PHRASES[motion][variant]}"
+
+
+def synth_motion_stills(n: int, seed: int = 0, size: int = 64, textured: bool = False, twins: bool = False
+                        ) -> tuple[np.ndarray, list[str], list[str]]:
+    """Still images that show a motion by a cue (:func:`render_motion_still`), captioned with the
+    video tasks' phrases (``"a red circle moves left"``, ``"something is rotating clockwise"``).
+
+    Returns ``(images uint8 (N, H, W, 3), captions, motions)``, motions balanced over :data:`MOTIONS`;
+    deterministic for a seed. ``textured``: textured scenes with 1-2 distractors. ``twins``: items
+    come in adjacent reversed pairs (the same spec and caption subject with the partner motion:
+    each other's hard negative); an odd ``n`` ends with one unpaired still.
+    """
+    if n < 1:
+        raise ValueError(f"synth_motion_stills needs n >= 1, got {n}")
+    rng = np.random.default_rng([seed, 5, 1 if textured else 0])  # a stream no other generator draws from
+    if twins:
+        motions = [PAIRS[p][rng.integers(2)] for p in _balanced(rng, n // 2, len(PAIRS))]
+        motions = [m for first in motions for m in (first, partner(first))]
+        if n % 2:
+            motions.append(MOTIONS[rng.integers(len(MOTIONS))])
+    else:
+        motions = [MOTIONS[k] for k in _balanced(rng, n, len(MOTIONS))]
+    images = np.empty((n, size, size, 3), np.uint8)
+    captions: list[str] = []
+    k = 0
+    while k < n:
+        colour, shape = _random_appearance(rng)
+        spec = sample_motion_still_spec(rng, colour, shape, motions[k], size, textured)
+        variant, subject = int(rng.integers(3)), int(rng.integers(len(MOTION_STILL_SUBJECTS)))
+        group = 2 if twins and k + 1 < n else 1
+        for m in motions[k:k + group]:
+            images[k] = render_motion_still(replace(spec, motion=m))
+            captions.append(motion_still_caption(colour, shape, m, variant, subject))
+            k += 1
+    return images, captions, motions
 
 
 # ----------------------------------------------------------------------------------------------
