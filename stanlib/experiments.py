@@ -747,19 +747,27 @@ def run_preset_sweep(preset: str, rows: Sequence[str], seeds: Sequence[int], out
 
 
 def preset_table(results: list[dict]) -> str:
-    """Markdown: one line per (dataset, row): seeds, top-1, direction (mean ± std) and per-pair direction."""
-    lines = ["| data | model | seeds | top-1 | direction | per seed | per pair |", "|---|---|---|---|---|---|---|"]
+    """Markdown: one line per (dataset, row): seeds, top-1, direction (mean ± std), per-pair direction and the
+    mean training time (wall seconds) per run."""
+    lines = ["| data | model | seeds | top-1 | direction | per seed | per pair | train s |",
+             "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in sorted(results, key=lambda r: (r["task"], list(ROWS).index(r["row"]), r["seed"])):
         groups.setdefault((r["task"], r["row"]), []).append(r)
     for (task, row), rs in groups.items():
         dirs = [r["metrics"].get("direction") for r in rs]
         pairs = rs[0]["metrics"].get("per_pair") or {}
-        pp = ", ".join(f"{p} {np.mean([r['metrics']['per_pair'][p]['direction'] for r in rs]):.0f}" for p in pairs)
+        pp = ", ".join(f"{_short_pair(p)} {np.mean([r['metrics']['per_pair'][p]['direction'] for r in rs]):.0f}"
+                       for p in pairs)
         lines.append(f"| {task} | {ROWS[row][0]} | {len(rs)} | {_mean_std([r['metrics'].get('top1') for r in rs])} "
                      f"| {_mean_std(dirs)} | {', '.join(f'{d:.1f}' for d in dirs if d is not None) or '-'} "
-                     f"| {pp or '-'} |")
+                     f"| {pp or '-'} | {np.mean([r['train_seconds'] for r in rs]):.0f} |")
     return "\n".join(lines)
+
+
+def _short_pair(name: str) -> str:
+    """ "Something moves left / Something moves right" -> "moves left / moves right" (table cells)."""
+    return " / ".join(side.strip().removeprefix("Something ").removeprefix("The video ") for side in name.split(" / "))
 
 
 def load_preset_results(out_dir: Path) -> list[dict]:
