@@ -25,6 +25,30 @@ def test_readme_teaching_table_equals_the_committed_results():
         "README's teaching table differs from the committed result files; run `python tools/readme_table.py --write`")
 
 
+def test_readme_preset_tables_equal_the_committed_stanlib_train_runs():
+    tool = _readme_tool()
+    text = (REPO / "README.md").read_text()
+    for name in tool.README_BLOCKS:
+        assert tool.readme_block(text, name) == tool.tables()[name], (
+            f"README's {name} differs from the committed result files; run `python tools/readme_table.py --write`")
+    docs = (REPO / "docs" / "experiments.md").read_text()
+    for name in tool.DOCS_BLOCKS:
+        assert tool.readme_block(docs, name) == tool.tables()[name], (
+            f"docs/experiments.md's {name} differs from the result files; run `python tools/readme_table.py --write`")
+
+
+def test_preset_result_files_are_complete_run_records():
+    files = sorted((REPO / "docs" / "results" / "preset-results").glob("*.json"))
+    assert files, "no committed stanlib train runs under docs/results/preset-results"
+    for f in files:
+        r = json.loads(f.read_text())
+        for key in ("preset", "task", "row", "seed", "config", "config_key", "metrics", "train_seconds", "device"):
+            assert key in r, f"{f.name}: no {key!r}"
+        assert f.name == f"{r['task']}__{r['row']}__seed{r['seed']}__{r['config_key']}.json", f.name
+        if r["row"] == "meanpool" and r["task"] == "tiny-motion":   # exact reversals on lossless files
+            assert r["metrics"]["direction"] == 50.0, f.name
+
+
 def test_result_files_are_complete_run_records():
     files = sorted((RESULTS_DIR / "results").glob("*.json"))
     assert files, f"no committed result files under {RESULTS_DIR / 'results'}"
