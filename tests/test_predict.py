@@ -176,5 +176,5 @@ def test_cli_without_bundled_model_warns_loudly(video, tmp_path, monkeypatch, ca
     with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
         assert P.cli_main(["--video", str(video), "--classes", "grows,shrinks"]) == 0
     assert "WARNING" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        P.cli_main(["--video", str(video)])  # nothing to score
+    with pytest.raises(SystemExit), pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
+        P.cli_main(["--video", str(video)])  # nothing to score: no texts, no classes, none recorded in the model
