@@ -7,6 +7,7 @@ clip's shape (chance: 25%). Plain world: the bundled motion set (the experiments
 written by ``stanlib synth --style textured``.
 
     python tools/world_probe.py --textured worlds/textured-twins --out docs/results/world_probe.json
+    python tools/world_probe.py --textured worlds/textured-twins --weights runs/tiny_clip_v2 --out ...
 """
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--textured", type=Path, required=True, help="a folder of `stanlib synth --style textured`")
+    ap.add_argument("--weights", default=None, help="tiny CLIP weights file or folder (default: the shipped one)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    clip = load_tiny().eval()
+    clip = load_tiny(args.weights).eval()
     plain = first_frames(Path(synth_dataset("motion")), lambda spec: spec.get("shape"))
     textured = first_frames(args.textured, lambda s: s["sprite"]["detail"] if s["sprite"]["kind"] == "shape" else None)
     rows = {name: {"clips": len(shapes), "shape_top1": round(shape_accuracy(clip, frames, shapes), 1)}
@@ -67,7 +69,8 @@ def main() -> None:
               f"{row['clips']} translation clips (chance 25%)")
     if args.out:
         args.out.write_text(json.dumps({"what": __doc__.split("\n\n")[0], "chance": 25.0, "rows": rows,
-                                        "textured_folder": args.textured.name, "torch": torch.__version__},
+                                        "textured_folder": args.textured.name, "weights": args.weights or "bundled",
+                                        "torch": torch.__version__},
                                        indent=2) + "\n")
 
 
