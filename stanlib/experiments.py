@@ -960,26 +960,16 @@ def cli_main(argv: list[str]) -> int:
     out = Path(args.out)
     if args.cmd == "zoo":
         return _zoo_main(args)
-    if args.cmd == "table" and args.teaching:
-        results = load_results(out)
-        if not results:
-            print(f"stanlib experiments: no results under {out}/results", file=sys.stderr)
-            return 2
-        print(teaching_table(results))
-        return 0
-    if args.cmd == "table" and args.presets:
-        results = load_preset_results(out)
-        if not results:
-            print(f"stanlib experiments: no results under {out}/{PRESET_RESULTS}", file=sys.stderr)
-            return 2
-        print(preset_table(results))
-        return 0
     if args.cmd == "table":
-        results = load_results(out)
+        presets = args.presets
+        results = load_preset_results(out) if presets else load_results(out)
         if not results:
-            print(f"stanlib experiments: no results under {out}/results; run `stanlib experiments run` first",
-                  file=sys.stderr)
+            print(f"stanlib experiments: no results under {out / (PRESET_RESULTS if presets else 'results')}; run "
+                  f"`stanlib experiments run{' --preset ...' if presets else ''}` first", file=sys.stderr)
             return 2
+        if presets or args.teaching:
+            print(preset_table(results) if presets else teaching_table(results))
+            return 0
         print(markdown_report(results))
         print(f"wrote {write_report(results, out)}")
         return 0
