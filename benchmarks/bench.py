@@ -14,7 +14,7 @@ user of the library. Run it from the repository root::
 What is measured (tables and the commands that made them: ``docs/benchmarks.md``):
 
 - **forward**: video + text features, eval mode, no autograd;
-- **train step**: zero grads, video + text features, symmetric InfoNCE (:class:`stanlib.losses.ContrastiveLoss`),
+- **train step**: zero grads, video + text features, symmetric InfoNCE (:class:`stanlib.engine.losses.ContrastiveLoss`),
   backward, AdamW step (``fused=True`` where PyTorch has it: one pass over the weights instead of ~10);
 - **time**: median of ``--repeats`` calls after ``--warmup`` calls; several variants are interleaved
   call by call, so a busy machine slows them alike;
@@ -23,7 +23,7 @@ What is measured (tables and the commands that made them: ``docs/benchmarks.md``
   plus the rise of the process's peak resident memory during the step (Linux ``VmHWM``, reset
   before it); during that step large blocks are returned to the system when freed (``mallopt``),
   so resident memory follows the live tensors. "step" = the rise alone: activations and gradients;
-- **FLOPs**: per-clip GFLOPs in the paper's convention (:func:`stanlib.flops.count_gmacs`: MACs of
+- **FLOPs**: per-clip GFLOPs in the paper's convention (:func:`stanlib.model.flops.count_gmacs`: MACs of
   linear/conv layers); throughput counts 2 FLOPs per MAC including attention matmuls and the text
   tower, train step = 3x forward (recomputation under checkpointing not counted, as in MFU);
 - **MFU** (GPU): achieved FLOP/s / the card's dense bf16 peak (:data:`GPU_PEAK_TFLOPS`).
@@ -58,9 +58,9 @@ from torch.utils.flop_counter import FlopCounterMode
 if importlib.util.find_spec("stanlib") is None:  # a checkout without an installed stanlib: use its sources
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stanlib.engine import Stepper, build_optimizer
-from stanlib.flops import count_gmacs
-from stanlib.losses import ContrastiveLoss
+from stanlib.engine.optim import Stepper, build_optimizer
+from stanlib.model.flops import count_gmacs
+from stanlib.engine.losses import ContrastiveLoss
 from stanlib.model import STANModel, create_model
 
 MIB = 2 ** 20
@@ -790,7 +790,7 @@ def regroup_benchmark(width: int = 768, grid: int = 14, frames: int = 12, batch:
         q, k, v = (rearrange(z, "n s (h e) -> n h s e", h=heads) for z in F.linear(x, w_qkv).chunk(3, -1))
         return w_out(rearrange(F.scaled_dot_product_attention(q, k, v), "n h s e -> n s (h e)"))
 
-    def temporal_rearrange():  # what stanlib.stan.TemporalAttention does
+    def temporal_rearrange():  # what stanlib.model.branch.TemporalAttention does
         y = w_fc(mhsa(ln(rearrange(p, "b t l d -> (b l) t d"))))
         return p + rearrange(y, "(b l) t d -> b t l d", b=b)
 
@@ -801,7 +801,7 @@ def regroup_benchmark(width: int = 768, grid: int = 14, frames: int = 12, batch:
         y = rearrange(y, "(b l) h t e -> b t l (h e)", b=b) if merge else rearrange(y, "b l h t e -> b t l (h e)")
         return p + w_fc(w_out(y))
 
-    def spatial(copy: bool):  # what stanlib.stan.SpatialBlock does with copy=False
+    def spatial(copy: bool):  # what stanlib.model.branch.SpatialBlock does with copy=False
         c = repeat(cls, "b d -> b t 1 d", t=t) if copy else cls[:, None, None, :].expand(b, t, 1, d)
         x = torch.cat([c, p], dim=2).reshape(b * t, 1 + l, d)
         return mhsa(ln(x))

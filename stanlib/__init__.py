@@ -13,31 +13,32 @@ from __future__ import annotations
 
 import importlib
 
-from stanlib import assets
-from stanlib.clip import create_clip, list_clips
-from stanlib.model import STANConfig, STANModel, create_model
-from stanlib.tokenizer import get_tokenizer
-
-__version__ = "0.1.0"
+from stanlib import _moved, assets
+from stanlib.model import STANConfig, STANModel, create_clip, create_model, get_tokenizer, list_clips
+from stanlib.version import __version__  # noqa: F401  (stanlib.__version__)
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "capture_attention": "stanlib.viz",
-    "Predictor": "stanlib.predict",
-    "load_official": "stanlib.weights",
-    "from_pretrained": "stanlib.weights",
-    "save_pretrained": "stanlib.weights",
-    "export_official": "stanlib.weights",
-    "push_to_hub": "stanlib.weights",
-    "load_tiny": "stanlib.tiny",
+    "Predictor": "stanlib.inference.predict",
+    "load_official": "stanlib.weights.official",
+    "from_pretrained": "stanlib.weights.pretrained",
+    "load_model": "stanlib.weights.pretrained",
+    "save_pretrained": "stanlib.weights.io",
+    "export_official": "stanlib.weights.official",
+    "push_to_hub": "stanlib.weights.hub",
+    "load_tiny": "stanlib.teaching.tiny",
 }
 
 
-_SUBMODULES = ("zoo", "viz", "data", "experiments")
+_SUBMODULES = ("model", "weights", "data", "engine", "inference", "teaching", "viz")
+_moved.install()  # old flat module paths (stanlib.train, stanlib.zoo, ...) still import, with a warning
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:  # stanlib.zoo etc. without an explicit import
+    if name in _SUBMODULES:  # stanlib.viz etc. without an explicit import
+        return importlib.import_module(f"stanlib.{name}")
+    if f"stanlib.{name}" in _moved.MOVED:  # stanlib.zoo, stanlib.experiments, ... (deprecated)
         return importlib.import_module(f"stanlib.{name}")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -10,19 +10,19 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "flops": ("stanlib.flops", "per-view GFLOPs (paper convention) and parameter counts"),
-    "synth": ("stanlib.data.synth", "write synthetic teaching videos + annotations"),
+    "flops": ("stanlib.model.flops", "per-view GFLOPs (paper convention) and parameter counts"),
+    "synth": ("stanlib.teaching.synth", "write synthetic teaching videos + annotations"),
     "data": ("stanlib.data.tools", "data check <dataset> / data bench / data compress"),
-    "presets": ("stanlib.presets", "list training presets and their key values"),
-    "train": ("stanlib.train", "train a model from a preset"),
-    "eval": ("stanlib.evaluate_checkpoint", "evaluate a checkpoint"),
+    "presets": ("stanlib.engine.presets", "list training presets and their key values"),
+    "train": ("stanlib.engine.trainer", "train a model from a preset"),
+    "eval": ("stanlib.inference.evaluate", "evaluate a checkpoint"),
     "attention": ("stanlib.viz.cli", "attention-map figures and GIF for one video"),
-    "predict": ("stanlib.predict", "video + text -> similarity / class"),
-    "convert": ("stanlib.weights", "convert checkpoints (authors' mmengine layout <-> stanlib)"),
-    "pretrain-tiny": ("stanlib.tiny", "pretrain the tiny teaching CLIP on synthetic images"),
-    "experiments": ("stanlib.experiments", "run the miniature paper experiments"),
-    "demo": ("stanlib.demo", "the main job: mean pooling vs STAN on the motion task"),
-    "vocab": ("stanlib.tokenizer", "the tiny CLIP's vocabulary; check texts for unknown words"),
+    "predict": ("stanlib.inference.predict", "video + text -> similarity / class"),
+    "convert": ("stanlib.weights.convert", "convert checkpoints (authors' mmengine layout <-> stanlib)"),
+    "pretrain-tiny": ("stanlib.teaching.tiny", "pretrain the tiny teaching CLIP on synthetic images"),
+    "experiments": ("stanlib.teaching.experiments", "run the miniature paper experiments"),
+    "demo": ("stanlib.teaching.demo", "the main job: mean pooling vs STAN on the motion task"),
+    "vocab": ("stanlib.model.tokenizer", "the tiny CLIP's vocabulary; check texts for unknown words"),
 }
 
 # not a command of the package: the model benchmarks are a script of the repository

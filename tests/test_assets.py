@@ -11,7 +11,7 @@ import pytest
 from stanlib import assets
 
 REPO = Path(__file__).resolve().parents[1]
-# The experiments' result caches are keyed on these bytes (stanlib.experiments.weights_digest):
+# The experiments' result caches are keyed on these bytes (stanlib.teaching.experiments.weights_digest):
 # re-training the tiny CLIP invalidates every cached result, so it must be a deliberate change.
 TINY_CLIP_SHA1 = "0cf212c567118e88bf74af028be1f9fde1e7b061"
 
@@ -67,7 +67,7 @@ def test_data_samples_in_a_clone_and_without_one(monkeypatch):
 
 
 def test_presets_use_the_bundled_tiny_clip():
-    from stanlib.presets import get_preset
+    from stanlib.engine.presets import get_preset
 
     for name in ("tiny-motion", "tiny-appearance", "tiny-captions"):
         assert get_preset(name).pretrained == "bundled"

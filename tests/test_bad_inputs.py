@@ -116,7 +116,7 @@ def test_write_clean_replaces_a_link_instead_of_writing_through_it(tmp_path, cap
 
 
 def test_checkpoint_writer_replaces_a_planted_tmp_link(tmp_path):
-    from stanlib.train import load_checkpoint, save_checkpoint
+    from stanlib.engine.trainer import load_checkpoint, save_checkpoint
 
     victim = tmp_path / "victim.bin"
     victim.write_bytes(b"precious")
@@ -133,7 +133,7 @@ def test_checkpoint_writer_replaces_a_planted_tmp_link(tmp_path):
 # 2. synth --overwrite deletes only what it wrote
 # --------------------------------------------------------------------------------------------------
 def test_synth_overwrite_keeps_files_it_did_not_write(tmp_path):
-    from stanlib.data.synth import motion_task, write_task
+    from stanlib.teaching.synth import motion_task, write_task
 
     out = tmp_path / "motion"
     small = dict(n_train=2, n_test=2, size=32, num_frames=4)
@@ -235,7 +235,7 @@ def test_empty_split_fails_data_check(tmp_path, capsys, name, text):
 
 
 def test_empty_training_split_is_a_one_line_error_in_train(tmp_path, capsys):
-    from stanlib.train import cli_main as train_main
+    from stanlib.engine.trainer import cli_main as train_main
 
     root = tmp_path / "motion"
     root.mkdir()
@@ -285,7 +285,7 @@ def _text_set(paths: list[Path], train: bool) -> VideoTextDataset:
 
 
 def _toy_config(**kw):
-    from stanlib.presets import Config
+    from stanlib.engine.presets import Config
 
     base = dict(name="bad-input", task="retrieval", clip="stan-tiny", pretrained=None, depth=1, num_frames=2,
                 context_length=4, batch_size=2, recipe_batch=2, lr=1e-3, epochs=2, warmup_steps=1, num_workers=0,
@@ -294,7 +294,7 @@ def _toy_config(**kw):
 
 
 def test_a_corrupt_test_video_keeps_the_checkpoint_and_names_the_file(tmp_path):
-    from stanlib.train import EvaluationError, Trainer, load_checkpoint
+    from stanlib.engine.trainer import EvaluationError, Trainer, load_checkpoint
 
     good = [_video(tmp_path / "videos" / f"g{i}.mp4") for i in range(2)]
     bad = _garbage(tmp_path / "videos" / "broken_test.mp4")
@@ -315,7 +315,7 @@ def test_a_corrupt_test_video_keeps_the_checkpoint_and_names_the_file(tmp_path):
 
 
 def test_a_batch_of_only_corrupt_clips_stops_with_the_files_named(tmp_path):
-    from stanlib.train import DataError, Trainer, load_checkpoint
+    from stanlib.engine.trainer import DataError, Trainer, load_checkpoint
 
     bad = [_garbage(tmp_path / "videos" / f"broken{i}.mp4") for i in range(2)]
     trainer = Trainer(_ToyVideoText(), _text_set(bad, train=True), None, _toy_config(), out_dir=tmp_path / "run",
@@ -360,7 +360,7 @@ def test_data_check_keeps_and_reports_fallback_videos(tmp_path, capsys):
                                       ("temporal=bogus", "temporal"), ("depth=0", "depth"), ("depth=5", "depth"),
                                       ("lr=fast", "lr")])
 def test_set_values_are_checked_when_parsed(item, key):
-    from stanlib.presets import ConfigError, apply_overrides, get_preset
+    from stanlib.engine.presets import ConfigError, apply_overrides, get_preset
 
     with pytest.raises(ConfigError, match=rf"--set '{item}'.*{key}=") as info:
         apply_overrides(get_preset("tiny-motion"), [item])

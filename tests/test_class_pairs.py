@@ -9,9 +9,9 @@ import torch
 
 from stanlib.data.datasets import (VideoLabelDataset, VideoRecord, build_dataset, read_annotations,
                                    reversal_class_pairs)
-from stanlib.data.synth import APPEARANCE_CLASSES, MOTION_CLASSES, TEXTURED_CLASSES
-from stanlib.evaluate import dataset_direction, direction_metrics_from_twins, evaluate_recognition
-from stanlib.evaluate_checkpoint import format_direction
+from stanlib.teaching.synth import APPEARANCE_CLASSES, MOTION_CLASSES, TEXTURED_CLASSES
+from stanlib.engine.evaluate import dataset_direction, direction_metrics_from_twins, evaluate_recognition
+from stanlib.inference.evaluate import format_direction
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data_samples" / "fixtures"
 

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from stanlib import demo
-from stanlib.clip import BUNDLED_TINY
+from stanlib.teaching import demo
+from stanlib.model.clip import BUNDLED_TINY
 
 
 @pytest.mark.skipif(not BUNDLED_TINY.is_file(), reason="shipped tiny CLIP not built yet")

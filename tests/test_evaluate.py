@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from stanlib.evaluate import (average_views, confusion_matrix, dsl, format_rows, qb_norm, rank_metrics,
+from stanlib.engine.evaluate import (average_views, confusion_matrix, dsl, format_rows, qb_norm, rank_metrics,
                               recognition_metrics, retrieval_metrics, retrieval_report, t2v_ranks, v2t_ranks)
 
 
@@ -177,7 +177,7 @@ def test_confusion_matrix():
 
 
 def test_plot_confusion_matrix(tmp_path):
-    from stanlib.evaluate import plot_confusion_matrix
+    from stanlib.engine.evaluate import plot_confusion_matrix
 
     path = tmp_path / "cm.png"
     plot_confusion_matrix(torch.tensor([[3, 1], [0, 4]]), ["a", "b"], path=path)

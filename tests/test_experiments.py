@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from stanlib import experiments as ex
-from stanlib.losses import orthogonal_classes
+from stanlib.teaching import experiments as ex
+from stanlib.engine.losses import orthogonal_classes
 
 TINY = replace(ex.QUICK, pretrained="none", steps=2)  # random CLIP: the test does not need the shipped one
 
@@ -143,7 +143,7 @@ def test_flush_denormals_inside_the_block_only():
     import platform
 
     denormal = torch.tensor([1e-40])  # below float32's smallest normal number (1.2e-38)
-    from stanlib.train import flush_denormals
+    from stanlib.engine.trainer import flush_denormals
 
     with flush_denormals():
         inside = (denormal * 1.0).item()
@@ -154,7 +154,7 @@ def test_flush_denormals_inside_the_block_only():
 
 
 def test_cache_key_follows_the_world_version(monkeypatch):
-    from stanlib.data import synth
+    from stanlib.teaching import synth
 
     key = TINY.key()
     monkeypatch.setattr(synth, "WORLD_VERSION", synth.WORLD_VERSION + 1)

@@ -47,7 +47,7 @@ CHECK = textwrap.dedent("""
     scores = stanlib.Predictor("zoo:captions/stan-self").similarity(
         stanlib.assets.video("402"), ["a yellow cross fades out", "a yellow cross fades in"])
     top = predictor.classify(stanlib.assets.video("402"), topk=1)
-    from stanlib import zoo
+    from stanlib.weights import zoo
 
     zoo_models = zoo.available()
     if zoo_models:  # the teaching zoo loads from the wheel too
@@ -101,7 +101,7 @@ def test_wheel_holds_code_and_assets_only(wheel):
     for needed in ("stanlib/assets/__init__.py", "stanlib/assets/configs/stan-tiny.json",
                    "stanlib/assets/tiny_clip/stan-tiny.safetensors", "stanlib/assets/tiny_clip/config.json",
                    "stanlib/assets/zoo/motion/stan-self/config.json", "stanlib/assets/zoo/motion/stan-self/model.safetensors",
-                   "stanlib/assets/videos/index.json", "stanlib/assets/videos/402.mp4", "stanlib/data/synth.py"):
+                   "stanlib/assets/videos/index.json", "stanlib/assets/videos/402.mp4", "stanlib/teaching/synth.py"):
         assert needed in names, f"{needed} is not in {wheel.name}: check [tool.setuptools.package-data]"
     stray = [n for n in names if n.startswith(("tests/", "data_samples/", "notebooks/", "benchmarks/", "bench.py"))
              or "__pycache__" in n]
@@ -126,7 +126,7 @@ def test_installed_wheel_runs_away_from_the_checkout(installed, tmp_path):
     fades_out, fades_in = out["scores"]
     assert fades_out > fades_in, out  # the bundled model tells the bundled clip from its reversal
     assert out["top"] == "Something fades out"
-    from stanlib import zoo
+    from stanlib.weights import zoo
 
     assert out["zoo"] == zoo.available(REPO / "stanlib" / "assets" / "zoo"), "the wheel lacks zoo models"
     assert (installed / "bin" / "stanlib").is_file(), "the `stanlib` console script was not installed"

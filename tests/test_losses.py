@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, info_nce
+from stanlib.engine.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, info_nce
 
 
 def brute_force_infonce(video, text, scale):

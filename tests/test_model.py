@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import stanlib
-from stanlib.flops import PAPER_GFLOPS, model_cost
-from stanlib.stan import SpatialBlock, TemporalAttention, TemporalConv
+from stanlib.model.flops import PAPER_GFLOPS, model_cost
+from stanlib.model.branch import SpatialBlock, TemporalAttention, TemporalConv
 
 
 def tiny(**kw):

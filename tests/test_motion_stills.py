@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import stanlib
-from stanlib import tiny
-from stanlib.clip import BUNDLED_TINY
-from stanlib.data import synth
-from stanlib.data.synth import MOTION_PHRASES, MOTIONS, PAIRS, partner, render_motion_still, synth_motion_stills
-from stanlib.tokenizer import WordTokenizer, check_words
+from stanlib.teaching import tiny
+from stanlib.model.clip import BUNDLED_TINY
+from stanlib.teaching import synth
+from stanlib.teaching.synth import MOTION_PHRASES, MOTIONS, PAIRS, partner, render_motion_still, synth_motion_stills
+from stanlib.model.tokenizer import WordTokenizer, check_words
 
 needs_shipped = pytest.mark.skipif(not BUNDLED_TINY.is_file(), reason="shipped tiny CLIP not built yet")
 

@@ -55,7 +55,7 @@ def test_fused_and_explicit_paths_agree_outputs_and_gradients(tiny_frames):
 
 def test_cpu_half_precision_training_uses_explicit_attention_kernel(monkeypatch):
     """CPU flash-attention backward in bf16 is slow: the fused path trains through the explicit math there."""
-    import stanlib.stan as stan
+    import stanlib.model.branch as stan
 
     calls = []
     sdpa = F.scaled_dot_product_attention

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 
 import stanlib
-from stanlib import predict as P
+from stanlib.inference import predict as P
 from stanlib.data.transforms import test_transform
 from stanlib.data.video import VideoDecodeError, read_frames, segment_indices
-from stanlib.losses import orthogonal_classes
+from stanlib.engine.losses import orthogonal_classes
 from stanlib.weights import save_pretrained
 
 NUM_FRAMES = 4
@@ -132,7 +132,7 @@ def test_readme_five_line_example_runs(monkeypatch, tmp_path):
     lines = [ln for ln in code.strip().splitlines() if ln.strip()]
     assert len(lines) == 5 and lines[0] == "import stanlib"
     readme = (REPO / "README.md").read_text()
-    assert all(ln in readme for ln in lines[1:]), "README example and stanlib/predict.py docstring differ"
+    assert all(ln in readme for ln in lines[1:]), "README example and stanlib/inference/predict.py docstring differ"
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

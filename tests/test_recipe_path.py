@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from stanlib.distributed import DistInfo
-from stanlib.engine import Stepper, build_optimizer, warmup_cosine
-from stanlib.presets import ConfigError, apply_overrides, get_preset
+from stanlib.engine.distributed import DistInfo
+from stanlib.engine.optim import Stepper, build_optimizer, warmup_cosine
+from stanlib.engine.presets import ConfigError, apply_overrides, get_preset
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -42,7 +42,7 @@ def test_every_training_loop_uses_the_engine():
     import inspect
     from pathlib import Path
 
-    from stanlib import experiments, tiny, train
+    from stanlib.teaching import experiments, tiny, train
 
     sources = {module.__name__: inspect.getsource(module) for module in (train, experiments, tiny)}
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"  # a script of the repository
@@ -55,7 +55,7 @@ def test_every_training_loop_uses_the_engine():
 # ----------------------------------------------------------------------------- presets = recipes
 @pytest.mark.parametrize("task", ["motion", "appearance"])
 def test_tiny_presets_are_the_experiments_recipes(task):
-    from stanlib.experiments import TASK_HEADS, task_recipe
+    from stanlib.teaching.experiments import TASK_HEADS, task_recipe
 
     cfg, recipe = get_preset(f"tiny-{task}"), task_recipe(task)
     for field in ("lr", "lr_mult", "weight_decay", "batch_size", "depth", "num_frames", "grad_clip", "logit_scale"):
@@ -69,7 +69,7 @@ def test_tiny_presets_are_the_experiments_recipes(task):
 
 def test_tiny_motion_trains_the_experiments_number_of_steps_on_the_bundled_data():
     from stanlib.assets import repo_root
-    from stanlib.experiments import task_recipe
+    from stanlib.teaching.experiments import task_recipe
 
     root = repo_root()
     if root is None:
@@ -93,7 +93,7 @@ def test_orthogonal_head_is_recognition_only_and_crop_scale_is_checked():
 
 # ----------------------------------------------------------------------------- twin batches
 def test_twin_sampler_keeps_pairs_together_and_splits_them_between_processes():
-    from stanlib.train import TwinSampler
+    from stanlib.engine.trainer import TwinSampler
 
     twins = [1, 0, 3, 2, -1, 6, 5, 8, 7, 10, 9]          # clip 4 has no twin: never drawn
     one = TwinSampler(twins, DistInfo(rank=0, world_size=1, local_rank=0), seed=3)
@@ -117,7 +117,7 @@ def test_twin_sampler_keeps_pairs_together_and_splits_them_between_processes():
 
 def _write_generic_world(tmp_path, n_train=8, n_test=4, twin_train=True):
     """A tiny synthetic motion world in the generic_label format, twins declared in a column."""
-    from stanlib.data.synth import motion_task, write_task
+    from stanlib.teaching.synth import motion_task, write_task
 
     task = motion_task(n_train=n_train, n_test=n_test, size=32, num_frames=4, twin_train=twin_train)
     write_task(task, tmp_path / "synth", progress=False)
@@ -137,7 +137,7 @@ TINY = ["pretrained=none", "num_frames=2", "depth=1", "amp=off", "eval_every=100
 
 
 def test_trainer_draws_twin_batches_and_uses_the_orthogonal_head(tmp_path):
-    from stanlib.train import TwinSampler, build_trainer
+    from stanlib.engine.trainer import TwinSampler, build_trainer
 
     root = _write_generic_world(tmp_path)
     cfg = apply_overrides(get_preset("tiny-motion"), [f"data_root={root}", "dataset=generic_label",
@@ -157,7 +157,7 @@ def test_trainer_draws_twin_batches_and_uses_the_orthogonal_head(tmp_path):
 
 
 def test_twin_batches_without_declared_twins_name_the_fix(tmp_path):
-    from stanlib.train import build_trainer
+    from stanlib.engine.trainer import build_trainer
 
     root = _write_generic_world(tmp_path, twin_train=False)
     cfg = apply_overrides(get_preset("tiny-motion"), [f"data_root={root}", "dataset=generic_label",
@@ -167,7 +167,7 @@ def test_twin_batches_without_declared_twins_name_the_fix(tmp_path):
 
 
 def test_crop_scale_reaches_the_training_transform(tmp_path):
-    from stanlib.train import build_datasets, build_model
+    from stanlib.engine.trainer import build_datasets, build_model
 
     root = _write_generic_world(tmp_path)
     cfg = apply_overrides(get_preset("tiny-motion"), [f"data_root={root}", "dataset=generic_label",
@@ -178,7 +178,7 @@ def test_crop_scale_reaches_the_training_transform(tmp_path):
 
 # ----------------------------------------------------------------------------- experiments on any dataset
 def test_experiments_run_a_preset_on_a_generic_dataset(tmp_path, capsys):
-    from stanlib.experiments import cli_main
+    from stanlib.teaching.experiments import cli_main
 
     root = _write_generic_world(tmp_path)
     out = tmp_path / "out"
@@ -200,9 +200,9 @@ def test_experiments_run_a_preset_on_a_generic_dataset(tmp_path, capsys):
 
 
 def test_predict_and_attention_read_a_training_checkpoint(tmp_path, capsys):
-    from stanlib.predict import Predictor
-    from stanlib.predict import cli_main as predict_main
-    from stanlib.train import build_trainer
+    from stanlib.inference.predict import Predictor
+    from stanlib.inference.predict import cli_main as predict_main
+    from stanlib.engine.trainer import build_trainer
     from stanlib.weights import load_model
 
     root = _write_generic_world(tmp_path)

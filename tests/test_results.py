@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stanlib.experiments import MAIN_ROWS, RESULTS_DIR, TASK_KINDS, default_results, load_results, teaching_table
+from stanlib.teaching.experiments import MAIN_ROWS, RESULTS_DIR, TASK_KINDS, default_results, load_results, teaching_table
 
 REPO = Path(__file__).resolve().parents[1]
 

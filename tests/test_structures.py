@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import stanlib
-from stanlib.baselines import TABLE8_LEVELS, CrossFrameMessages, STAdapters, TemporalDifference
-from stanlib.experiments import QUICK, ROWS, build_model
-from stanlib.flops import STRUCTURES, structures_table
+from stanlib.model.baselines import TABLE8_LEVELS, CrossFrameMessages, STAdapters, TemporalDifference
+from stanlib.teaching.experiments import QUICK, ROWS, build_model
+from stanlib.model.flops import STRUCTURES, structures_table
 from stanlib.model import STANConfig, parse_levels
 from stanlib.viz import capture_attention
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from stanlib.data import synth
-from stanlib.data.synth import (APPEARANCE_CLASSES, MOTIONS, PAIRS, SHAPES, ClipSpec, appearance_task,
+from stanlib.teaching import synth
+from stanlib.teaching.synth import (APPEARANCE_CLASSES, MOTIONS, PAIRS, SHAPES, ClipSpec, appearance_task,
                                 caption_for, captions_task, cli_main, motion_task, partner, render_clip,
                                 reverse_spec, sample_spec, synth_images, zero_shot_classes)
-from stanlib.tokenizer import WordTokenizer
+from stanlib.model.tokenizer import WordTokenizer
 
 PATCH = 8  # the tiny CLIP's patch size
 

@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from stanlib.data import synth
+from stanlib.teaching import synth
 from stanlib.data.datasets import build_dataset, near_duplicate_classes
-from stanlib.data.synth import (JITTER_MAX, SPRITE_KINDS, TEXTURED_CLASSES, TEXTURED_MOTIONS, TexturedSpec,
+from stanlib.teaching.synth import (JITTER_MAX, SPRITE_KINDS, TEXTURED_CLASSES, TEXTURED_MOTIONS, TexturedSpec,
                                 cli_main, render_textured, reverse_textured_spec, sample_textured_spec,
                                 textured_task)
-from stanlib.tokenizer import WordTokenizer, unknown_words
+from stanlib.model.tokenizer import WordTokenizer, unknown_words
 
 
 def _decode(path) -> np.ndarray:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import stanlib
-from stanlib import tiny
-from stanlib.clip import BUNDLED_TINY
+from stanlib.teaching import tiny
+from stanlib.model.clip import BUNDLED_TINY
 
 SHIPPED_CONFIG = BUNDLED_TINY.parent / "config.json"
 needs_shipped = pytest.mark.skipif(not BUNDLED_TINY.is_file(), reason="shipped tiny CLIP not built yet")

@@ -14,8 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from stanlib.presets import Config, apply_overrides, get_preset
-from stanlib.train import (CheckpointError, Trainer, capture_rng, load_checkpoint, param_groups, restore_rng,
+from stanlib.engine.presets import Config, apply_overrides, get_preset
+from stanlib.engine.trainer import (CheckpointError, Trainer, capture_rng, load_checkpoint, param_groups, restore_rng,
                            save_checkpoint, warmup_cosine)
 
 T, SIZE = 2, 64  # tiny clips: 2 frames of 64 px (stan-tiny's resolution)
@@ -402,7 +402,7 @@ def test_overrides_are_typed_and_checked():
 
 
 def test_presets_command(capsys):
-    from stanlib.presets import cli_main
+    from stanlib.engine.presets import cli_main
 
     assert cli_main([]) == 0
     out = capsys.readouterr().out
@@ -414,9 +414,9 @@ def test_presets_command(capsys):
 
 
 def test_cli_train_then_eval_reproduces_metrics(tmp_path, capsys):
-    from stanlib.data.synth import captions_task, write_task
-    from stanlib.evaluate_checkpoint import cli_main as eval_main
-    from stanlib.train import cli_main as train_main
+    from stanlib.teaching.synth import captions_task, write_task
+    from stanlib.inference.evaluate import cli_main as eval_main
+    from stanlib.engine.trainer import cli_main as train_main
 
     data = tmp_path / "captions"
     write_task(captions_task(n_train=8, n_test=4, seed=0), data)
@@ -447,7 +447,7 @@ def test_cli_train_then_eval_reproduces_metrics(tmp_path, capsys):
 
 
 def test_gradients_are_clipped_and_amp_is_off_on_cpu(tmp_path):
-    from stanlib.train import amp_settings
+    from stanlib.engine.trainer import amp_settings
 
     assert amp_settings(torch.device("cpu"), "auto") == (None, False)
     cfg = tiny_config(epochs=1, batch_size=4, grad_clip=1e-3)
@@ -460,7 +460,7 @@ def test_gradients_are_clipped_and_amp_is_off_on_cpu(tmp_path):
 
 
 def test_live_curves_callback_draws(capsys):
-    from stanlib.train import TrainState, live_curves, plot_curves
+    from stanlib.engine.trainer import TrainState, live_curves, plot_curves
 
     state = TrainState(global_step=10, metrics={"top1": 50.0},
                        steps=[{"step": i, "loss": 1.0 / i, "lr": 1e-3} for i in range(1, 11)],

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stanlib.data.datasets import AnnotationError, build_dataset, read_annotations, read_twins
-from stanlib.evaluate import direction_metrics_from_twins, twin_scores
+from stanlib.engine.evaluate import direction_metrics_from_twins, twin_scores
 
 CLASSES = ["Something moves left", "Something moves right", "Something grows", "Something shrinks"]
 
@@ -136,10 +136,10 @@ def test_direction_counts_ties_as_wrong_and_uses_class_twins():
 
 # ----------------------------------------------------------------------------- `stanlib eval`
 def test_eval_prints_direction_and_writes_scores(tmp_path, capsys):
-    from stanlib.data.synth import motion_task, write_task
-    from stanlib.evaluate_checkpoint import cli_main as eval_main
-    from stanlib.presets import apply_overrides, get_preset
-    from stanlib.train import build_trainer
+    from stanlib.teaching.synth import motion_task, write_task
+    from stanlib.inference.evaluate import cli_main as eval_main
+    from stanlib.engine.presets import apply_overrides, get_preset
+    from stanlib.engine.trainer import build_trainer
 
     synth = tmp_path / "synth"
     task = motion_task(n_train=4, n_test=4, size=32, num_frames=4)

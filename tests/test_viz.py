@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import stanlib
 import stanlib.cli
-from stanlib.stan import Attention
+from stanlib.model.branch import Attention
 from stanlib.viz import (attention_rollout, capture_attention, cls_maps, gradient_saliency,
                          occlusion_saliency, patch_spatial_maps, patch_temporal, plot_clip_vs_stan,
                          plot_overlay_strip, plot_patch_attention, plot_saliency, plot_temporal_matrices,
@@ -250,7 +250,7 @@ def test_explorer_builds_and_updates_without_display(captured, frames):
 def test_cli_writes_figures_and_gif(tmp_path, monkeypatch):
     np = pytest.importorskip("numpy")
     pytest.importorskip("av")
-    from stanlib.data.synth import render_clip, sample_spec, write_mp4
+    from stanlib.teaching.synth import render_clip, sample_spec, write_mp4
 
     from stanlib.viz import cli
 
@@ -330,7 +330,7 @@ def test_training_on_order_task_sharpens_temporal_attention():
 def test_bundled_tiny_checkpoint_attention_is_not_uniform():
     """The shipped tiny model (trained on the synthetic motion data) vs a random init of the same config."""
     np = pytest.importorskip("numpy")
-    from stanlib.data.synth import motion_task
+    from stanlib.teaching.synth import motion_task
     from stanlib.data.transforms import test_transform
     from stanlib.viz.cli import BUNDLED_TINY
 

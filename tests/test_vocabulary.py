@@ -5,8 +5,8 @@ import warnings
 import pytest
 import torch
 
-from stanlib.presets import Config, ConfigError, apply_overrides
-from stanlib.tokenizer import (TINY_VOCAB, UnknownWordsError, WordTokenizer, check_words, cli_main, get_tokenizer,
+from stanlib.engine.presets import Config, ConfigError, apply_overrides
+from stanlib.model.tokenizer import (TINY_VOCAB, UnknownWordsError, WordTokenizer, check_words, cli_main, get_tokenizer,
                                unknown_words, vocabulary)
 
 TWINS = ["gets brighter", "gets darker"]  # the same tokens for the tiny CLIP: "<unk> <unk>"
@@ -49,7 +49,7 @@ def test_check_words_raises_or_warns_naming_words_and_tokenizer():
 
 
 def test_class_text_embeddings_warns_about_unknown_words():
-    from stanlib.losses import class_text_embeddings
+    from stanlib.engine.losses import class_text_embeddings
 
     model = tiny_model()
     with pytest.warns(UserWarning, match=r"class names use 3 word\(s\).*'gets', 'brighter', 'darker'"):
@@ -93,7 +93,7 @@ def config(**kw):
 
 @pytest.mark.parametrize("task", ["recognition", "retrieval"])
 def test_trainer_stops_on_unknown_words_unless_allowed(tmp_path, task):
-    from stanlib.train import Trainer
+    from stanlib.engine.trainer import Trainer
 
     data = LabelSet(TWINS) if task == "recognition" else CaptionSet(TWINS)
     where = "class names" if task == "recognition" else "training captions"
@@ -115,7 +115,7 @@ def test_allow_unknown_words_is_a_checked_config_field():
 
 
 def test_train_cli_names_the_unknown_words(tmp_path, capsys):
-    from stanlib.train import cli_main as train_main
+    from stanlib.engine.trainer import cli_main as train_main
 
     root = tmp_path / "data"
     root.mkdir()

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import stanlib
-from stanlib import zoo
-from stanlib.experiments import RESULTS_DIR
+from stanlib.weights import zoo
+from stanlib.teaching.experiments import RESULTS_DIR
 
 
 def test_every_zoo_model_is_shipped_with_its_record():

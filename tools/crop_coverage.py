@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from stanlib.data.transforms import default_resize, random_crop_box
-from stanlib.experiments import load_task
+from stanlib.teaching.experiments import load_task
 
 RANGES = ((0.08, 1.0), (0.25, 1.0), (0.5, 1.0), (0.8, 1.0), (1.0, 1.0))
 RATIO = (3 / 4, 4 / 3)

@@ -14,7 +14,7 @@ run cut short keeps what was measured; a markdown summary is written beside it a
 2. **train step** (eager): ViT-B/32 12 frames and ViT-B/16 8 frames (STAN-self, K=4) at batch 32, 64 and
    128, bf16 autocast, fused attention, fused AdamW, random-init weights: step time, clips/s, peak
    memory, TFLOP/s and MFU, measured by ``run_variants`` of ``benchmarks/bench.py`` (FLOPs from
-   :mod:`stanlib.flops`); a batch that runs out of memory is retried with gradient checkpointing;
+   :mod:`stanlib.model.flops`); a batch that runs out of memory is retried with gradient checkpointing;
 3. **input pipeline**: the training dataset (``build_dataset("msrvtt", ..., mode="pairs")``, TSN
    sampling, random resized crop to 224 px) in a DataLoader with one worker per CPU, pinned memory
    and non-blocking copies to the GPU, on raw vs compressed videos, beside the train step's clips/s;

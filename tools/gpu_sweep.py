@@ -3,7 +3,7 @@
 Phase 1 trains STAN-self on the motion task under candidate recipes (3 seeds each), phase 2 takes
 the best recipe whose CPU cost fits ``MAX_COST`` (~15 minutes of one CPU core) and runs every row
 of every task with it.
-Each run is :func:`stanlib.experiments.run_one` (the same code as ``stanlib experiments run``), so a
+Each run is :func:`stanlib.teaching.experiments.run_one` (the same code as ``stanlib experiments run``), so a
 recipe found here is re-measured on the CPU with one command. Results are appended to
 ``OUT/sweep.jsonl`` as they finish and summarised in ``OUT/sweep.md``.
 
@@ -64,7 +64,7 @@ def cost(recipe) -> float:
 
 
 def make_recipe(changes: dict, quick: bool):
-    from stanlib.experiments import QUICK, Recipe
+    from stanlib.teaching.experiments import QUICK, Recipe
 
     base = QUICK if quick else Recipe()
     changes = dict(changes)
@@ -77,7 +77,7 @@ def worker(jobs, results_path: str, device: str, out: str, quick: bool) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from stanlib.experiments import run_one
+    from stanlib.teaching.experiments import run_one
 
     while True:
         try:
@@ -198,7 +198,7 @@ def main() -> int:
     best = best_recipe(results, names)
     print(f"phase 1 done at {time.time() - t0:.0f} s; best recipe {best}: {CANDIDATES[best]}", flush=True)
     # phase 2: every row of every task with the best recipe (motion stan-self already done)
-    from stanlib.experiments import ROWS, TASK_KINDS
+    from stanlib.teaching.experiments import ROWS, TASK_KINDS
 
     first = [(t, r) for t in ("captions", "appearance") for r in ("stan-self", "meanpool")] + [("motion", "meanpool")]
     rest = [(t, r) for t in TASK_KINDS for r in ROWS if (t, r) not in first and (t, r) != ("motion", "stan-self")]

@@ -351,13 +351,13 @@ def _content_problems(nb, name: str) -> list[str]:
     if not re.search(r"^\s*(import stanlib|from stanlib)", sources, re.M):
         issues.append("the notebook must import stanlib")
     if not re.search(r"seed_everything\(|torch\.manual_seed\(", sources):
-        issues.append("the notebook must seed (stanlib.train.seed_everything or torch.manual_seed)")
+        issues.append("the notebook must seed (stanlib.engine.trainer.seed_everything or torch.manual_seed)")
     if re.search(r"^\s*class \w+\((torch\.)?(nn\.)?Module\)", sources, re.M):
         issues.append("defines an nn.Module: models belong in stanlib, notebooks import them")
     # one training loop may be written out to teach it, in a cell that says so; real training uses the library
     loops = [c.source for c in code if re.search(r"\.backward\(|optimizer\.step\(|\boptim\.\w+\(", c.source)]
     if len(loops) > 1 or any("# forward" not in src for src in loops):
-        issues.append("has a training loop of its own: use stanlib.train.Trainer or stanlib.experiments "
+        issues.append("has a training loop of its own: use stanlib.engine.trainer.Trainer or stanlib.teaching.experiments "
                       "(one written-out teaching loop is allowed: mark its forward pass with a '# forward' comment)")
     for k, cell in enumerate(code):
         if cell.execution_count is None and cell.source.strip():

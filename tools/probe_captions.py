@@ -10,8 +10,8 @@ import json, os, sys
 from dataclasses import asdict, replace
 from pathlib import Path
 import torch
-import stanlib.experiments as E
-from stanlib.demo import DEMO_STAN
+import stanlib.teaching.experiments as E
+from stanlib.teaching.demo import DEMO_STAN
 
 seed = int(sys.argv[1])
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else DEMO_STAN.steps

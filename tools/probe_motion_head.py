@@ -14,8 +14,8 @@ vectors, whiten = the class-name embeddings centred and whitened (the *equiangul
 """
 import sys, json, torch
 from dataclasses import replace
-import stanlib.experiments as E
-from stanlib.demo import DEMO_STAN
+import stanlib.teaching.experiments as E
+from stanlib.teaching.demo import DEMO_STAN
 
 mode, seed = sys.argv[1], int(sys.argv[2])
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else DEMO_STAN.steps
@@ -36,7 +36,7 @@ def patched(model, classes):
 
 E.class_text_embeddings = patched
 import os
-from stanlib.data import synth
+from stanlib.teaching import synth
 tag = mode
 if os.environ.get("SWEEP"):
     synth.SWEEP_RANGE = tuple(float(x) for x in os.environ["SWEEP"].split(","))

@@ -3,9 +3,9 @@
     python tools/readme_table.py            # print the tables
     python tools/readme_table.py --write    # rewrite them in README.md and docs/experiments.md (between markers)
 
-* ``teaching-table``: :func:`stanlib.experiments.teaching_table` of ``stanlib/assets/experiments/results/``
+* ``teaching-table``: :func:`stanlib.teaching.experiments.teaching_table` of ``stanlib/assets/experiments/results/``
   (each task's default recipe, every seed);
-* ``preset-table`` / ``textured-table``: :func:`stanlib.experiments.preset_table` of the ``stanlib train``
+* ``preset-table`` / ``textured-table``: :func:`stanlib.teaching.experiments.preset_table` of the ``stanlib train``
   runs in ``docs/results/preset-results/`` (``stanlib experiments run --preset ...``) on the bundled motion
   set and on the textured world.
 
@@ -16,7 +16,7 @@ import argparse
 import re
 from pathlib import Path
 
-from stanlib.experiments import (ABLATION_ROWS, LEVEL_ROWS, MAIN_ROWS, RESULTS_DIR, STRUCTURE_ROWS, default_results,
+from stanlib.teaching.experiments import (ABLATION_ROWS, LEVEL_ROWS, MAIN_ROWS, RESULTS_DIR, STRUCTURE_ROWS, default_results,
                                  load_preset_results, load_results, preset_table, results_table, teaching_table)
 
 REPO = Path(__file__).resolve().parents[1]

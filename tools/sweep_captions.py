@@ -4,7 +4,7 @@ captions runs in parallel worker processes, on a GPU or the CPU; one JSON line p
     python tools/sweep_captions.py --device cuda --workers 8 --seeds 0 1 2 --deadline 450 \\
         --out runs/sweep_cap.jsonl base "steps=600" "steps=600 same_appearance=2" "row=meanpool"
 
-A variant is space-separated Recipe fields (KEY=VALUE, :func:`stanlib.experiments.recipe_overrides`)
+A variant is space-separated Recipe fields (KEY=VALUE, :func:`stanlib.teaching.experiments.recipe_overrides`)
 plus an optional ``row=`` (default stan-self), applied to ``Recipe()``, the shared defaults (batch 16,
 branch lr x10); ``base`` is ``Recipe()`` itself. The captions default is "batch_size=32 lr_mult=3"
 (``TASK_RECIPES``, found with this tool). Jobs start seed by
@@ -25,7 +25,7 @@ import numpy as np
 
 def parse_variant(variant: str):
     """``"row=meanpool steps=600"`` -> ("meanpool", Recipe(steps=600)); ``"base"`` -> ("stan-self", Recipe())."""
-    import stanlib.experiments as E
+    import stanlib.teaching.experiments as E
 
     words = [] if variant == "base" else variant.split()
     row = next((w.split("=", 1)[1] for w in words if w.startswith("row=")), "stan-self")
@@ -37,7 +37,7 @@ def parse_variant(variant: str):
 def run_job(variant: str, seed: int, device: str) -> dict:
     import torch
 
-    import stanlib.experiments as E
+    import stanlib.teaching.experiments as E
 
     torch.set_num_threads(1)
     row, recipe = parse_variant(variant)

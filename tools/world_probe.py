@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stanlib.data.synth import zero_shot_classes
+from stanlib.teaching.synth import zero_shot_classes
 from stanlib.data.video import open_video
-from stanlib.tiny import load_tiny, to_model_input
-from stanlib.tokenizer import get_tokenizer
+from stanlib.teaching.tiny import load_tiny, to_model_input
+from stanlib.model.tokenizer import get_tokenizer
 
 TRANSLATIONS = ("left", "right", "up", "down")
 

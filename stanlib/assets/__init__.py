@@ -18,7 +18,7 @@ current folder or to a repository checkout::
 ``TINY_STAN``                     the tiny STAN-self of the zoo's motion task (``zoo:motion/stan-self``)
 ``VIDEOS``                        ten synthetic motion test clips, five time-reversed pairs (``videos/``;
                                   :func:`video` and :func:`videos`)
-``ZOO``                           the teaching zoo's trained tiny models (:mod:`stanlib.zoo`)
+``ZOO``                           the teaching zoo's trained tiny models (:mod:`stanlib.weights.zoo`)
 ``EXPERIMENTS``                   committed results of ``stanlib experiments`` runs
 ================================  ========================================================================
 
@@ -45,7 +45,7 @@ def _package_folder() -> Path:
 ROOT = _package_folder()
 CONFIGS = ROOT / "configs"
 TINY_CLIP = ROOT / "tiny_clip" / "stan-tiny.safetensors"
-TINY_STAN = ROOT / "zoo" / "motion" / "stan-self"   # the zoo's motion STAN-self (stanlib.zoo)
+TINY_STAN = ROOT / "zoo" / "motion" / "stan-self"   # the zoo's motion STAN-self (stanlib.weights.zoo)
 VIDEOS = ROOT / "videos"
 ZOO = ROOT / "zoo"
 EXPERIMENTS = ROOT / "experiments"
@@ -138,14 +138,14 @@ SYNTH_CRF = {"motion": 0}   # lossless: a decoded twin is the exact reversal of 
 def synth_dataset(task: str, cache: Optional[Path] = None) -> Path:
     """The synthetic teaching dataset ``task`` ("motion", "appearance", "captions") as files on disk:
     the repository's ``data_samples/synth/<task>`` in a clone; otherwise (pip install, Colab) written
-    once with :mod:`stanlib.data.synth` into ``cache`` (default ``~/.cache/stanlib/synth/<task>``,
+    once with :mod:`stanlib.teaching.synth` into ``cache`` (default ``~/.cache/stanlib/synth/<task>``,
     or ``$STANLIB_CACHE/synth/<task>``), which takes under a minute on a CPU."""
     import os
 
     root = repo_root()
     if root is not None and (root / "data_samples" / "synth" / task / "videos").is_dir():
         return root / "data_samples" / "synth" / task
-    from stanlib.data import synth
+    from stanlib.teaching import synth
 
     if task not in synth.TASKS:
         raise ValueError(f"unknown synthetic task {task!r}; expected one of {list(synth.TASKS)}")

@@ -10,7 +10,7 @@ Typical use::
         ...
 
 Command line: ``stanlib data check <dataset> --root DIR`` and ``stanlib data bench``.
-The synthetic teaching videos live in ``stanlib.data.synth`` (``stanlib synth``).
+The synthetic teaching videos live in ``stanlib.teaching.synth`` (``stanlib synth``).
 """
 from .datasets import (LABEL_DATASETS, READERS, TEXT_DATASETS, AnnotationError, ClipOptions, LabelAnnotations,
                        TextAnnotations, VideoIndex, VideoLabelDataset, VideoRecord, VideoTextDataset, build_dataset,

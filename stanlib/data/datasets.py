@@ -1112,7 +1112,7 @@ class VideoTextDataset(_ClipDataset):
 
     Args:
         videos, captions, caption_video: the annotations (``caption_video[i]`` = video of caption i).
-        tokenizer: a callable ``texts -> LongTensor`` (e.g. from ``stanlib.tokenizer.get_tokenizer``
+        tokenizer: a callable ``texts -> LongTensor`` (e.g. from ``stanlib.model.tokenizer.get_tokenizer``
             or ``model.tokenize``) or a CLIP name such as ``"stan-tiny"``; None: items carry no tokens.
         context_length: text length passed to the tokenizer (recipes: 32, DiDeMo 64); None: its default.
         mode: ``"pairs"`` (one item per caption; default when training) or ``"videos"`` (one item per
@@ -1137,7 +1137,7 @@ class VideoTextDataset(_ClipDataset):
         if self.mode not in ("pairs", "videos"):
             raise ValueError(f"mode must be 'pairs' or 'videos', got {self.mode!r}")
         if isinstance(tokenizer, str):
-            from ..tokenizer import get_tokenizer
+            from stanlib.model.tokenizer import get_tokenizer
 
             tokenizer = get_tokenizer(tokenizer, context_length)
         self.tokenizer = tokenizer

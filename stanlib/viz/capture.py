@@ -26,7 +26,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from stanlib.stan import Attention
+from stanlib.model.branch import Attention
 
 
 @dataclass

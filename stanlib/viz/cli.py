@@ -30,7 +30,7 @@ def load_model(checkpoint: Optional[str], clip: str = "stan-tiny", temporal: str
     import stanlib
 
     if checkpoint:  # a save_pretrained folder / Hub id, or an authors' .pth file
-        from stanlib.weights import load_model as load_any
+        from stanlib.weights.pretrained import load_model as load_any
 
         return load_any(checkpoint).eval()
     if (BUNDLED_TINY / "config.json").is_file():
@@ -57,9 +57,20 @@ def load_clip(path: str, num_frames: int, size: int) -> torch.Tensor:
 def write_figures(model, frames: torch.Tensor, out: Path, text: Optional[str] = None, patch=None,
                   layer: int = -1, head=None, saliency: bool = False, fps: float = 4.0) -> list[Path]:
     """Every figure of this command for one clip (1, T, 3, H, W); returns the written paths."""
-    from stanlib.viz import (capture_attention, cls_maps, gradient_saliency, occlusion_saliency,
-                             plot_clip_vs_stan, plot_overlay_strip, plot_patch_attention, plot_saliency,
-                             plot_temporal_matrices, rollout_maps, save_figure, save_overlay_gif)
+    from stanlib.viz import (
+        capture_attention,
+        cls_maps,
+        gradient_saliency,
+        occlusion_saliency,
+        plot_clip_vs_stan,
+        plot_overlay_strip,
+        plot_patch_attention,
+        plot_saliency,
+        plot_temporal_matrices,
+        rollout_maps,
+        save_figure,
+        save_overlay_gif,
+    )
 
     with torch.no_grad(), capture_attention(model) as att:
         model.encode_video(frames)
@@ -116,7 +127,7 @@ def cli_main(argv: list[str]) -> int:
         print(f"stanlib attention: video not found: {args.video}", file=sys.stderr)
         return 2
     from stanlib.data.video import VideoDecodeError
-    from stanlib.stan import MAX_FRAMES
+    from stanlib.model.branch import MAX_FRAMES
 
     if args.frames is not None and not 1 <= args.frames <= MAX_FRAMES:
         print(f"stanlib attention: --frames {args.frames}: expected 1 to {MAX_FRAMES}", file=sys.stderr)

@@ -57,13 +57,21 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from stanlib.distributed import DistInfo, current_dist, dist_ready, init_distributed
-from stanlib.evaluate import default_collate_fn, evaluate_recognition, evaluate_retrieval, flatten_rows
-from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
-from stanlib.engine import (NO_DECAY_KEYWORDS, Stepper, amp_settings, autocast, flush_denormals,  # noqa: F401
-                            no_weight_decay, param_groups, warmup_cosine)
-from stanlib.engine import build_optimizer as _build_optimizer
-from stanlib.presets import Config
+from stanlib.engine.distributed import DistInfo, current_dist, dist_ready, init_distributed
+from stanlib.engine.evaluate import default_collate_fn, evaluate_recognition, evaluate_retrieval, flatten_rows
+from stanlib.engine.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
+from stanlib.engine.optim import (  # noqa: F401
+    NO_DECAY_KEYWORDS,
+    Stepper,
+    amp_settings,
+    autocast,
+    flush_denormals,
+    no_weight_decay,
+    param_groups,
+    warmup_cosine,
+)
+from stanlib.engine.optim import build_optimizer as _build_optimizer
+from stanlib.engine.presets import Config
 
 CHECKPOINT_FORMAT = "stanlib-checkpoint-v1"
 Callback = Callable[[str, "TrainState"], None]
@@ -305,7 +313,7 @@ class Trainer:
         val_set: retrieval: a ``VideoTextDataset`` in mode ``"videos"`` (``tokens()``,
             ``caption_video``); recognition: a ``VideoLabelDataset`` (``labels``), frames
             (V,T,3,H,W) for multi-view testing. ``None``: no evaluation.
-        config: a :class:`stanlib.presets.Config` (optimiser, schedule, AMP, batch...).
+        config: a :class:`stanlib.engine.presets.Config` (optimiser, schedule, AMP, batch...).
         out_dir: where checkpoints, ``config.json``, ``metrics.json/.csv`` and ``curves.png`` go
             (default ``config.run_dir``).
         callbacks: functions ``fn(event, state)`` called on ``"train_start"``, ``"step_end"``,
@@ -382,9 +390,9 @@ class Trainer:
 
     def _check_vocabulary(self, class_names) -> None:
         """Class names (recognition) and captions (retrieval, both splits) with words the tokenizer maps
-        to ``<unk>``: :class:`stanlib.tokenizer.UnknownWordsError` naming them, or a warning with
+        to ``<unk>``: :class:`stanlib.model.tokenizer.UnknownWordsError` naming them, or a warning with
         ``config.allow_unknown_words``. BPE tokenizers know every word: nothing to check."""
-        from stanlib.tokenizer import check_words
+        from stanlib.model.tokenizer import check_words
 
         allow = self.config.allow_unknown_words
         tokenizer = getattr(self.model, "tokenizer", None)
@@ -904,7 +912,7 @@ def run(config: Config, *, resume: Optional[str] = None, callbacks: Sequence[Cal
 
 # =========================================================================== `stanlib train`
 def cli_main(argv: list[str]) -> int:
-    from stanlib.presets import apply_overrides, get_preset, presets_table
+    from stanlib.engine.presets import apply_overrides, get_preset, presets_table
 
     parser = argparse.ArgumentParser(
         prog="stanlib train", description="Train STAN from a preset (`stanlib presets` lists them). "
@@ -925,7 +933,7 @@ def cli_main(argv: list[str]) -> int:
         print("stanlib train: give --preset NAME or --config FILE. Presets:\n" + presets_table(), file=sys.stderr)
         return 2
     try:
-        from stanlib.presets import Config as _Config
+        from stanlib.engine.presets import Config as _Config
 
         config = _Config.load(args.config) if args.config else get_preset(args.preset)
         overrides = list(args.overrides)

@@ -3,13 +3,13 @@
 Real CLIP weights cannot be downloaded offline, so the course pretrains its own CLIP, in
 miniature, the way CLIP itself was made: an image tower and a text tower trained with the
 symmetric InfoNCE loss on (image, caption) pairs. The images are still shapes of the synthetic
-world (:func:`stanlib.data.synth.synth_images`) and the captions name their colour, shape and
+world (:func:`stanlib.teaching.synth.synth_images`) and the captions name their colour, shape and
 position (``"a photo of a small red circle at the top left"``). The motion words ("up", "grows",
 "fades") never appear, so the class names "Something moves up" / "... down" embed at cosine
 0.97; ``--storyboards`` adds captioned "before | after" pictures of motions (an experiment,
 docs/experiments.md 2.5), ``--motion-stills`` / ``--textured`` single pictures whose cue names the
 motion (a smear behind a moving shape, ghost outlines, a curved arrow, a row of fading copies;
-:func:`stanlib.data.synth.synth_motion_stills`), captioned with the video tasks' own phrases
+:func:`stanlib.teaching.synth.synth_motion_stills`), captioned with the video tasks' own phrases
 ("a red circle moves left"); :func:`motion_phrase_retrieval` measures what the text tower learnt
 of them. The model is open_clip's
 ``stan-tiny`` config (64 px, patch 8, width 128, 4 vision layers; word-level text tower).
@@ -48,14 +48,27 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from stanlib.clip import BUNDLED_TINY, create_clip
-from stanlib.data.synth import (APPEARANCE_PAIRS, MOTION_CLASSES, MOTION_PHRASES, MOTION_STILL_SUBJECTS, MOTIONS,
-                                motion_still_caption, motion_swaps, partner, random_storyboard, render_clip,
-                                sample_spec, synth_images, synth_motion_stills, zero_shot_classes)
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
-from stanlib.engine import Stepper, build_optimizer, warmup_cosine
-from stanlib.losses import info_nce
-from stanlib.tokenizer import get_tokenizer
+from stanlib.engine.losses import info_nce
+from stanlib.engine.optim import Stepper, build_optimizer, warmup_cosine
+from stanlib.model.clip import BUNDLED_TINY, create_clip
+from stanlib.model.tokenizer import get_tokenizer
+from stanlib.teaching.synth import (
+    APPEARANCE_PAIRS,
+    MOTION_CLASSES,
+    MOTION_PHRASES,
+    MOTION_STILL_SUBJECTS,
+    MOTIONS,
+    motion_still_caption,
+    motion_swaps,
+    partner,
+    random_storyboard,
+    render_clip,
+    sample_spec,
+    synth_images,
+    synth_motion_stills,
+    zero_shot_classes,
+)
 
 CLIP_NAME = "stan-tiny"
 WEIGHTS_NAME = "stan-tiny.safetensors"
@@ -176,9 +189,9 @@ def motion_phrase_retrieval(clip: torch.nn.Module, n: int = 200, cues: bool = Tr
                             batch_size: int = 256) -> dict:
     """Does the image pick its caption's motion phrase? For ``n`` held-out images captioned with a
     motion (``"the red circle is moving left"``), the caption is scored against its 10
-    :func:`~stanlib.data.synth.motion_swaps` (the same words with each motion's phrase).
+    :func:`~stanlib.teaching.synth.motion_swaps` (the same words with each motion's phrase).
 
-    ``cues=True``: motion stills (:func:`~stanlib.data.synth.synth_motion_stills`, ``textured``
+    ``cues=True``: motion stills (:func:`~stanlib.teaching.synth.synth_motion_stills`, ``textured``
     scenes or plain), whose cue names the direction. ``cues=False``: one uniformly drawn frame of a
     plain-world video clip of the motion (8 frames): a frame of a clip and of its reversal are equally
     likely, so the direction within a pair is at chance (50%) for any model.
@@ -275,9 +288,9 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     record = {
         "clip": CLIP_NAME, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup": warmup, "optimizer": "AdamW(0.9, 0.98, eps 1e-6), cosine, clip 1.0",
-        "data": "stanlib.data.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
+        "data": "stanlib.teaching.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
         "storyboards": storyboards, "motion_stills": motion_stills, "textured": textured,
-        "motion_stills_data": ("stanlib.data.synth.synth_motion_stills(twins=True), plain then textured, "
+        "motion_stills_data": ("stanlib.teaching.synth.synth_motion_stills(twins=True), plain then textured, "
                                "after the synth_images part of each batch"),
         "motion_words": motion_zero_shot(clip),
         "motion_phrases": motion_phrases(clip, n_motion_eval) if n_motion_eval > 0 else None,

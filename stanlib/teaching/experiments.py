@@ -1,6 +1,6 @@
 """The paper's claims in miniature: fine-tune the tiny CLIP on three synthetic video tasks.
 
-Tasks (from :mod:`stanlib.data.synth`, rendered in memory: no video decoding in the loop):
+Tasks (from :mod:`stanlib.teaching.synth`, rendered in memory: no video decoding in the loop):
 
 * ``motion``: SSv2-like, 10 classes in 5 time-reversed pairs (left/right, up/down, grow/shrink,
   rotate cw/ccw, fade in/out). The test split holds exact reversal twins, so **direction
@@ -18,7 +18,7 @@ built from reversal twins (each clip next to its time reversal; about +4 points 
 sweeps). Its optimiser, schedule, clipping and step are the training engine's
 (:mod:`stanlib.engine`, shared with ``stanlib train``); heads, losses and metrics come from the
 shared modules. ``stanlib train --preset tiny-motion`` trains the same recipe on the decoded video
-files (:mod:`stanlib.presets`).
+files (:mod:`stanlib.engine.presets`).
 
 Recipe (chosen by the sweeps of docs/experiments.md section 2): frozen class vectors for recognition (a
 trainable text tower collapses each reversed pair's class embeddings; ``head="task"``: class-name
@@ -52,12 +52,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from stanlib.data import synth
-from stanlib.evaluate import retrieval_metrics
-from stanlib.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
+from stanlib.engine.evaluate import retrieval_metrics
+from stanlib.engine.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
+from stanlib.engine.optim import Stepper, build_optimizer, flush_denormals, warmup_cosine
 from stanlib.model import STANModel, create_model
-from stanlib.tiny import to_model_input
-from stanlib.engine import Stepper, build_optimizer, flush_denormals, warmup_cosine
+from stanlib.teaching import synth
+from stanlib.teaching.tiny import to_model_input
 
 TASK_KINDS = {"motion": "recognition", "appearance": "recognition", "captions": "retrieval"}
 # Recognition head of Recipe(head="task"): the class names' text embeddings where the tiny CLIP
@@ -76,7 +76,7 @@ ROWS: dict[str, tuple[str, dict, bool]] = {
     "single-level": ("Table 6: branch, single level", {"single_level": True}, True),
     "no-cross-frame": ("Table 6: no cross-frame module", {"temporal": None}, True),
     "no-intra-frame": ("Table 6: no intra-frame module", {"spatial": False}, True),
-    # the paper's Table 7: posterior, intermediate and branch structures (stanlib.baselines)
+    # the paper's Table 7: posterior, intermediate and branch structures (stanlib.model.baselines)
     "tdb": ("Table 7: TDB (CLIP2Video, posterior)", {"arch": "tdb"}, True),
     "st-adapter": ("Table 7: ST-Adapter (intermediate)", {"arch": "st-adapter"}, True),
     "xclip-msg": ("Table 7: X-CLIP Msg-Token + MIT (intermediate)", {"arch": "xclip-msg"}, True),
@@ -159,7 +159,7 @@ def weights_digest(pretrained: Optional[str]) -> str:
     """Content hash of the CLIP weights a recipe names ("" for random init)."""
     if pretrained in (None, "", "none"):
         return ""
-    from stanlib.clip import BUNDLED_TINY
+    from stanlib.model.clip import BUNDLED_TINY
 
     path = BUNDLED_TINY if pretrained == "bundled" else Path(pretrained)
     if not path.is_file():
@@ -343,7 +343,7 @@ HEADS = ("task", "orthogonal", "text", "linear")
 def recognition_head(model: STANModel, data: TaskData, recipe: Recipe) -> RecognitionHead:
     """The cosine classifier: ``"text"`` (frozen class-name text embeddings, the paper's
     head), ``"orthogonal"`` (frozen random orthonormal class vectors,
-    :func:`stanlib.losses.orthogonal_classes`), ``"linear"`` (trainable, initialised from the text
+    :func:`stanlib.engine.losses.orthogonal_classes`), ``"linear"`` (trainable, initialised from the text
     ones) or ``"task"`` (default: :data:`TASK_HEADS`, text for appearance, orthogonal for motion)."""
     head = resolve_head(recipe, data.name)
     if head == "orthogonal":
@@ -439,7 +439,7 @@ def retrieval_loss(model: STANModel, frames: torch.Tensor, captions: list[str], 
 
     * symmetric InfoNCE of clips and captions (CLIP4Clip / STAN);
     * ``recipe.verb_negatives``: + cross-entropy of every clip over its caption rewritten with each
-      motion phrase (:func:`stanlib.data.synth.motion_swaps`). In-batch negatives almost never
+      motion phrase (:func:`stanlib.teaching.synth.motion_swaps`). In-batch negatives almost never
       differ only in the verb, so without them the text tower never learns the motion words;
     * ``anchors`` (:func:`verb_anchors`): + ``recipe.verb_anchors`` x the cross-entropy of the
       video AND of the caption embedding against the fixed vector of the caption's motion. Without
@@ -615,9 +615,9 @@ def _versions() -> dict:
     """Versions that can change a run's numbers."""
     import platform
 
-    import stanlib
+    from stanlib.version import __version__
 
-    return {"stanlib": stanlib.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"stanlib": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def run_sweep(tasks: Sequence[str], rows: Sequence[str], seeds: Sequence[int],
@@ -645,12 +645,12 @@ PRESET_RESULTS = "preset-results"    # subfolder of --out for runs of a preset (
 
 def preset_config(preset: str, row: str, seed: int, *, data: Optional[str] = None, data_root: Optional[str] = None,
                   overrides: Sequence[str] = (), out_dir: Optional[Path] = None, quick: bool = False):
-    """The :class:`stanlib.presets.Config` of one (preset, row, seed): the preset (the recipe), the row's
+    """The :class:`stanlib.engine.presets.Config` of one (preset, row, seed): the preset (the recipe), the row's
     model (``ROWS``: e.g. ``meanpool`` -> ``arch=meanpool``), the seed, then the data and ``overrides``
     (``KEY=VALUE`` as for ``stanlib train --set``). ``data``: ``"FORMAT:DIR"`` (e.g.
     ``"generic_label:worlds/textured"``; the validation split becomes ``test``); ``data_root``: another
     folder in the preset's own format. ``quick``: 2 steps of 4 clips (a smoke run)."""
-    from stanlib.presets import Config, apply_overrides, get_preset
+    from stanlib.engine.presets import Config, apply_overrides, get_preset
 
     if row not in ROWS:
         raise ValueError(f"unknown row {row!r}; expected one of {list(ROWS)}")
@@ -695,8 +695,8 @@ def run_preset(preset: str, row: str, seed: int, out_dir: Path = DEFAULT_OUT, *,
     """Train one (preset, row, seed) with ``stanlib train``'s trainer (cached by config), evaluate the
     last model on the validation split and write ``out_dir/preset-results/<name>.json``. Recognition with
     declared twins adds direction accuracy, overall and per class pair."""
-    from stanlib.evaluate import direction_metrics_from_twins
-    from stanlib.train import build_trainer, seed_everything
+    from stanlib.engine.evaluate import direction_metrics_from_twins
+    from stanlib.engine.trainer import build_trainer, seed_everything
 
     tag = (data or data_root or "").rstrip("/").split("/")[-1].split(":")[-1]
     name = f"{preset}{'@' + tag if tag else ''}"
@@ -995,7 +995,7 @@ def cli_main(argv: list[str]) -> int:
 
 def _preset_main(args, out: Path) -> int:
     """``stanlib experiments run --preset P [--data FORMAT:DIR]``: rows x seeds through ``stanlib train``."""
-    from stanlib.presets import ConfigError
+    from stanlib.engine.presets import ConfigError
 
     if not args.preset:
         print("stanlib experiments: --data, --data-root and --config need --preset (e.g. --preset tiny-motion)",
@@ -1016,8 +1016,8 @@ def _preset_main(args, out: Path) -> int:
 
 
 def _zoo_main(args) -> int:
-    """``stanlib experiments zoo``: the zoo's runs (seed 0, default recipes; cached), then :func:`stanlib.zoo.build`."""
-    from stanlib import zoo
+    """``stanlib experiments zoo``: the zoo's runs (seed 0, default recipes; cached), then :func:`stanlib.weights.zoo.build`."""
+    from stanlib.weights import zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """Evaluation: retrieval and recognition metrics, DSL / QB-Norm re-ranking, features from a model.
 
 Metric functions are pure tensor code (no model): give them a similarity matrix or logits. Evaluating a
-training checkpoint (``stanlib eval``) is :mod:`stanlib.evaluate_checkpoint`.
+training checkpoint (``stanlib eval``) is :mod:`stanlib.inference.evaluate`.
 Conventions:
 
 - Similarity matrices are (num_captions, num_videos), rows = text queries. ``caption_video[c]`` is
@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from stanlib.distributed import dist_ready, gather_no_grad
+from stanlib.engine.distributed import dist_ready, gather_no_grad
 
 RANK_CUTOFFS = (1, 5, 10)
 
@@ -370,7 +370,7 @@ def encode_videos(model, dataset, *, batch_size: int = 16, device=None, num_work
     """Video embeddings (N, E) of every item of ``dataset``, in dataset order (``video_idx``).
 
     Items with multi-view frames (V, T, 3, H, W) give (N, V, E); with ``head`` (a
-    :class:`~stanlib.losses.RecognitionHead`) the result is class logits instead of embeddings.
+    :class:`~stanlib.engine.losses.RecognitionHead`) the result is class logits instead of embeddings.
     Under torch.distributed every process encodes its share and all processes receive the union.
     """
     from tqdm.auto import tqdm
@@ -506,15 +506,15 @@ def flatten_rows(rows: Sequence[dict]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- moved names
-_MOVED = {"cli_main": "stanlib.evaluate_checkpoint", "load_trained": "stanlib.evaluate_checkpoint"}
+_MOVED = {"cli_main": "stanlib.inference.evaluate", "load_trained": "stanlib.inference.evaluate"}
 
 
 def __getattr__(name: str):
-    """Deprecated aliases (PEP 562): ``stanlib eval`` moved to :mod:`stanlib.evaluate_checkpoint`."""
+    """Deprecated aliases (PEP 562): ``stanlib eval`` moved to :mod:`stanlib.inference.evaluate`."""
     if name in _MOVED:
         import importlib
         import warnings
 
-        warnings.warn(f"stanlib.evaluate.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        warnings.warn(f"stanlib.engine.evaluate.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'stanlib.evaluate' has no attribute {name!r}")
+    raise AttributeError(f"module 'stanlib.engine.evaluate' has no attribute {name!r}")

@@ -10,7 +10,7 @@ time into three structures; stanlib builds each of them on the same untouched op
 ``intermediate``  temporal modules *inside* CLIP's blocks: every later CLIP layer receives changed
                   features. ``arch="st-adapter"``: ST-Adapter (:class:`STAdapters`);
                   ``arch="xclip-msg"``: X-CLIP's cross-frame message tokens (:class:`CrossFrameMessages`).
-``branch``        STAN (:mod:`stanlib.stan`): CLIP runs untouched and a side branch reads its levels.
+``branch``        STAN (:mod:`stanlib.model.branch`): CLIP runs untouched and a side branch reads its levels.
 ================  =====================================================================================
 
 Each structure is the ``branch`` attribute of a :class:`stanlib.model.STANModel`, so its parameters
@@ -34,7 +34,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from stanlib.stan import MAX_FRAMES, Attention, multihead_attention
+from stanlib.model.branch import MAX_FRAMES, Attention, multihead_attention
 
 __all__ = ["INTERMEDIATE", "POSTERIOR", "TABLE8_LEVELS", "intermediate_block_forward", "STAdapter", "STAdapters",
            "CrossFrameMessage", "CrossFrameMessages", "FrameBlock", "MultiFrameIntegration", "SeqTransf",
@@ -62,7 +62,7 @@ def intermediate_block_forward(block: nn.Module, x: torch.Tensor, *, pre_attn: O
     ``pre_attn`` / ``pre_mlp``: functions of the tokens (N, S, D) applied before the attention / the MLP
     (ST-Adapter's two positions). ``extra`` (N, E, D): tokens appended to the attention's input only and
     dropped after it (X-CLIP's message token: ``[x; m] + Attn(LN([x; m]))``, keep the first S rows).
-    With none of them this is :func:`stanlib.stan.clip_block_forward`: the same operations in the same
+    With none of them this is :func:`stanlib.model.branch.clip_block_forward`: the same operations in the same
     order, hence the same numbers. ``record`` receives the attention probabilities (capture).
     """
     mha = block.attn
@@ -251,7 +251,7 @@ class FrameBlock(nn.Module):
     """A pre-LN transformer block ``x + Attn(LN(x))``, ``x + MLP(LN(x))`` on (N, S, D) sequences.
 
     Same parameter names as an open_clip/OpenAI CLIP block (``ln_1``, ``attn.in_proj_weight``,
-    ``mlp.c_fc``...), so :meth:`from_clip_block` copies one; :class:`~stanlib.stan.Attention` makes
+    ``mlp.c_fc``...), so :meth:`from_clip_block` copies one; :class:`~stanlib.model.branch.Attention` makes
     its maps recordable.
     """
 

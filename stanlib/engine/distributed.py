@@ -1,8 +1,8 @@
 """Several processes (``torchrun``): joining the process group, and gathering features across it.
 
-Used by the retrieval loss (:mod:`stanlib.losses`: in-batch negatives from every process), the
-evaluation (:mod:`stanlib.evaluate`: each process encodes a share of the test set) and the trainer
-(:mod:`stanlib.train`). Every helper is a no-op in a single process, so the same code runs on one
+Used by the retrieval loss (:mod:`stanlib.engine.losses`: in-batch negatives from every process), the
+evaluation (:mod:`stanlib.engine.evaluate`: each process encodes a share of the test set) and the trainer
+(:mod:`stanlib.engine.trainer`). Every helper is a no-op in a single process, so the same code runs on one
 CPU, one GPU or many GPUs.
 """
 from __future__ import annotations

@@ -64,7 +64,7 @@ def _clip_layers(name: str) -> Optional[int]:
     """Number of vision transformer layers of a registered open_clip config (None if unknown)."""
     import open_clip
 
-    import stanlib.clip  # noqa: F401  (registers stan-tiny)
+    import stanlib.model.clip  # noqa: F401  (registers stan-tiny)
 
     layers = (open_clip.get_model_config(name) or {}).get("vision_cfg", {}).get("layers")
     return layers if isinstance(layers, int) else None
@@ -152,7 +152,7 @@ class Config:
                 bad(f.name, problem)
         from stanlib.data.datasets import READERS
         from stanlib.model import ARCHS
-        from stanlib.stan import MAX_FRAMES
+        from stanlib.model.branch import MAX_FRAMES
 
         if self.dataset not in READERS:
             bad("dataset", f"must be one of {sorted(READERS)}")
@@ -299,7 +299,7 @@ for _cfg in (
 
 # Tiny CPU presets on the synthetic world (the repository's data_samples/synth; elsewhere
 # stanlib.assets.synth_dataset writes it). They are the recipes of `stanlib experiments` / `stanlib demo`
-# (stanlib.experiments.Recipe, docs/experiments.md section 2), trained on the decoded files: the tiny CLIP
+# (stanlib.teaching.experiments.Recipe, docs/experiments.md section 2), trained on the decoded files: the tiny CLIP
 # shipped with stanlib, CLIP lr 5e-4, branch lr x10, weight decay 0.02, 10 warm-up steps, 300 steps of
 # 16 clips of 8 frames, K=4 (every level of the 4-layer tiny CLIP), gradients clipped at 5, twin batches
 # where the data declares reversal twins, and no random crop (crop_scale 1-1: the whole frame): at 64 px the
@@ -322,7 +322,7 @@ for _cfg in (
            task="recognition", dataset="ssv2", data_root="data_samples/synth/appearance", train_split="train",
            val_split="val", freeze_text=True, head="text", epochs=20, eval_every=5, **_TINY),
     # captions: batches of 32, branch lr x3 (the experiments' captions recipe); the experiments add verb
-    # hard negatives and verb anchors to InfoNCE (stanlib.experiments.retrieval_loss), this preset trains
+    # hard negatives and verb anchors to InfoNCE (stanlib.teaching.experiments.retrieval_loss), this preset trains
     # plain InfoNCE. 300 videos x 3 captions / 32 = 28 steps per epoch: 11 epochs ~ 300 steps
     Config(name="tiny-captions", description="synthetic MSR-VTT-like caption retrieval, CPU",
            task="retrieval", dataset="msrvtt", data_root="data_samples/synth/captions", train_split="train",

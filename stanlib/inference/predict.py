@@ -1,7 +1,7 @@
 """Inference on your own videos: "video + text -> score" and "video + class names -> class".
 
 The five lines (the README's example: a bundled clip and two models of the teaching zoo, all
-shipped inside the package (:mod:`stanlib.assets`, :mod:`stanlib.zoo`), so they run from any
+shipped inside the package (:mod:`stanlib.assets`, :mod:`stanlib.weights.zoo`), so they run from any
 folder; the captions model scores free text, the motion model names its own classes)::
 
     import stanlib
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from stanlib import assets
 from stanlib.data.transforms import test_transform
 from stanlib.data.video import open_video, sample_indices
-from stanlib.losses import orthogonal_classes
+from stanlib.engine.losses import orthogonal_classes
 
 Video = Union[str, os.PathLike, torch.Tensor]
 
@@ -58,7 +58,7 @@ class Predictor:
                  num_frames: Optional[int] = None, backend: Optional[str] = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model, (str, os.PathLike)):
-            from stanlib.weights import from_pretrained
+            from stanlib.weights.pretrained import from_pretrained
 
             model = from_pretrained(model)
         self.model = model.to(self.device).eval()
@@ -122,7 +122,7 @@ class Predictor:
         Recognition as in STAN: the text encoder embeds each ``template.format(name)`` (cached),
         logits = logit scale x cosine, softmax over the classes. A model trained with the
         teaching world's fixed class vectors (``model.config.extra["head"] == "orthogonal"``,
-        :func:`stanlib.losses.orthogonal_classes`) uses them instead of text: pass the class
+        :func:`stanlib.engine.losses.orthogonal_classes`) uses them instead of text: pass the class
         list it was trained with (``model.config.extra["classes"]``), in that order.
         ``class_names=None``: the classes the model was trained with (``model.config.extra["classes"]``).
         """
@@ -148,7 +148,7 @@ class Predictor:
 
 def default_model():
     """The bundled tiny model, or (loudly) a random-init stan-tiny if it is missing."""
-    from stanlib.weights import from_pretrained
+    from stanlib.weights.pretrained import from_pretrained
 
     if (DEFAULT_CHECKPOINT / "config.json").is_file():
         return from_pretrained(DEFAULT_CHECKPOINT)
@@ -182,7 +182,7 @@ def cli_main(argv: Optional[list[str]] = None) -> int:
 
     try:
         if args.checkpoint:
-            from stanlib.weights import load_model
+            from stanlib.weights.pretrained import load_model
 
             model = load_model(args.checkpoint)
         else:

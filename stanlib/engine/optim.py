@@ -1,8 +1,8 @@
 """The training engine: what one optimiser step does, for every training loop in stanlib.
 
-``stanlib train`` (:class:`stanlib.train.Trainer`), the teaching experiments
-(:func:`stanlib.experiments.train_model`, ``stanlib demo``), tiny-CLIP pretraining
-(:func:`stanlib.tiny.pretrain`) and the benchmarks all build their optimiser, schedule and step
+``stanlib train`` (:class:`stanlib.engine.trainer.Trainer`), the teaching experiments
+(:func:`stanlib.teaching.experiments.train_model`, ``stanlib demo``), tiny-CLIP pretraining
+(:func:`stanlib.teaching.tiny.pretrain`) and the benchmarks all build their optimiser, schedule and step
 here, so the recipe below is written once:
 
 - AdamW (betas 0.9/0.98, eps 1e-8); parameters whose name starts with ``branch.`` (the STAN

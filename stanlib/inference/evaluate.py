@@ -8,14 +8,14 @@
     stanlib eval --checkpoint runs/tiny-motion/best.pt --scores scores.csv   # per-clip scores
 
 Recognition on a dataset with time-reversal partners also prints direction accuracy, overall and
-per class pair (:func:`stanlib.evaluate.direction_metrics_from_twins`), and says which partner it
+per class pair (:func:`stanlib.engine.evaluate.direction_metrics_from_twins`), and says which partner it
 used: exact reversal clips (a ``twin`` column, ``twins.csv``, the synthetic sets' ``synth_meta.json``:
 :func:`stanlib.data.datasets.read_twins`) or reversal classes (class names that are each other's
 reversal, such as SSv2's ``Pushing something from left to right`` / ``... from right to left``:
 :func:`stanlib.data.datasets.reversal_class_pairs`). A clip with a twin clip is measured against it.
 
 :func:`load_trained` rebuilds the model (and the recognition head) from a checkpoint written by
-:mod:`stanlib.train`; the metrics and re-ranking are those of :mod:`stanlib.evaluate`. This sits
+:mod:`stanlib.engine.trainer`; the metrics and re-ranking are those of :mod:`stanlib.engine.evaluate`. This sits
 above both: the trainer uses the evaluation functions, and this command uses the trainer's
 checkpoint format and dataset builder.
 """
@@ -30,13 +30,22 @@ from pathlib import Path
 
 import torch
 
-from stanlib.distributed import init_distributed
-from stanlib.evaluate import (average_views, confusion_matrix, dataset_direction, evaluate_recognition,
-                              evaluate_retrieval, flatten_rows, format_rows, plot_confusion_matrix, twin_scores)
-from stanlib.losses import RecognitionHead
+from stanlib.engine.distributed import init_distributed
+from stanlib.engine.evaluate import (
+    average_views,
+    confusion_matrix,
+    dataset_direction,
+    evaluate_recognition,
+    evaluate_retrieval,
+    flatten_rows,
+    format_rows,
+    plot_confusion_matrix,
+    twin_scores,
+)
+from stanlib.engine.losses import RecognitionHead
+from stanlib.engine.presets import Config, apply_overrides
+from stanlib.engine.trainer import CheckpointError, amp_settings, build_datasets, load_checkpoint
 from stanlib.model import STANConfig, STANModel
-from stanlib.presets import Config, apply_overrides
-from stanlib.train import CheckpointError, amp_settings, build_datasets, load_checkpoint
 
 
 def load_trained(checkpoint: str, device="cpu"):
@@ -163,7 +172,7 @@ def _run_eval(args, config, model, head, ckpt, data, device, main: bool) -> int:
 def format_direction(direction: dict) -> str:
     """Overall and per-pair direction accuracy as printed by ``stanlib eval``, with the kind of partner
     the clips were measured against (``clip_partners`` / ``class_partners`` of
-    :func:`stanlib.evaluate.dataset_direction`; without them: twin clips)."""
+    :func:`stanlib.engine.evaluate.dataset_direction`; without them: twin clips)."""
     width = max(len(name) for name in direction["per_pair"])
     clips = direction.get("clip_partners", direction["n"])
     classes = direction.get("class_partners", 0)

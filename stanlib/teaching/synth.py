@@ -2,7 +2,7 @@
 
 Real CLIP weights and video datasets cannot be downloaded offline, so the course trains on a tiny
 world it can render itself. Every clip shows one shape (colour x shape, both words of
-:data:`stanlib.tokenizer.TINY_VOCAB`) doing one of ten motions that come in **time-reversed pairs**:
+:data:`stanlib.model.tokenizer.TINY_VOCAB`) doing one of ten motions that come in **time-reversed pairs**:
 
     moves left / right, moves up / down, grows / shrinks, rotates clockwise / counterclockwise,
     fades in / out.
@@ -19,7 +19,7 @@ grow/shrink spans ~4x in area.
 
 In memory (no files)::
 
-    from stanlib.data.synth import motion_task, render_clip, synth_images
+    from stanlib.teaching.synth import motion_task, render_clip, synth_images
     task = motion_task(n_train=512, n_test=128, seed=0)
     x = task.frames("train")            # uint8 (N, T, H, W, 3)
     y = task.labels("train")            # int64 (N,), classes in task.classes
@@ -72,7 +72,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # ----------------------------------------------------------------------------------------------
-# The world's vocabulary (every word below is in stanlib.tokenizer.TINY_VOCAB; tests check it)
+# The world's vocabulary (every word below is in stanlib.model.tokenizer.TINY_VOCAB; tests check it)
 # ----------------------------------------------------------------------------------------------
 
 # Well separated hues that survive h264's 4:2:0 chroma subsampling at 64 px.

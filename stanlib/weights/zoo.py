@@ -14,8 +14,8 @@ stored compactly next to the code (``stanlib/assets/zoo/<task>/<row>/``):
 ::
 
     import stanlib
-    model = stanlib.from_pretrained("zoo:motion/stan-self")     # or stanlib.zoo.load("motion/stan-self")
-    stanlib.zoo.available()                                      # ['appearance/meanpool', ...]
+    model = stanlib.from_pretrained("zoo:motion/stan-self")     # or stanlib.weights.zoo.load("motion/stan-self")
+    stanlib.weights.zoo.available()                                      # ['appearance/meanpool', ...]
 
 Rebuild every model with one command (cached runs are reused; ``--force`` retrains)::
 
@@ -30,7 +30,13 @@ from typing import Optional
 
 import torch
 
-ZOO_DIR = Path(__file__).resolve().parent / "assets" / "zoo"
+from stanlib import assets
+from stanlib.model.clip import BUNDLED_TINY
+from stanlib.model.config import STANConfig
+from stanlib.model.stan import STANModel
+from stanlib.weights.io import load_strict
+
+ZOO_DIR = assets.ZOO
 PREFIX = "zoo:"
 # (task, row) pairs of the zoo: every main model the course shows
 ZOO_MODELS: dict[str, tuple[str, ...]] = {
@@ -46,8 +52,6 @@ def available(root: Path = ZOO_DIR) -> list[str]:
 
 
 def _tiny_clip_file() -> Path:
-    from stanlib.clip import BUNDLED_TINY
-
     return Path(BUNDLED_TINY)
 
 
@@ -68,7 +72,7 @@ def pack(source: Path, dest: Path) -> dict:
     Returns ``{"stored": n, "from_base": n, "bytes": size of model.safetensors}``."""
     from safetensors.torch import load_file, save_file
 
-    import stanlib
+    from stanlib.version import __version__
 
     source, dest = Path(source), Path(dest)
     tensors = load_file(str(source / "model.safetensors"))
@@ -86,7 +90,7 @@ def pack(source: Path, dest: Path) -> dict:
     config.setdefault("extra", {})["zoo"] = {"base": _sha1(_tiny_clip_file()), "from_base": sorted(from_base)}
     dest.mkdir(parents=True, exist_ok=True)
     save_file(stored, str(dest / "model.safetensors"),
-              metadata={"format": "pt", "stanlib_version": stanlib.__version__})
+              metadata={"format": "pt", "stanlib_version": __version__})
     (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     return {"stored": len(stored), "from_base": len(from_base), "bytes": (dest / "model.safetensors").stat().st_size}
 
@@ -112,8 +116,6 @@ def load_folder(folder: Path, device: str | torch.device = "cpu"):
     """Rebuild the zoo model stored in ``folder`` (what :func:`pack` wrote) in eval mode."""
     from safetensors.torch import load_file
 
-    from stanlib.model import STANModel
-    from stanlib.weights import _config_from_dict, load_strict
 
     folder = Path(folder)
     data = json.loads((folder / "config.json").read_text())
@@ -125,7 +127,7 @@ def load_folder(folder: Path, device: str | torch.device = "cpu"):
                              f"bundled one ({_tiny_clip_file()}) differs; rebuild the zoo with `stanlib experiments zoo`")
         base = _base_tensors()
         tensors.update({k: base[k] for k in info["from_base"]})
-    model = STANModel(_config_from_dict(data, str(folder / "config.json")))
+    model = STANModel(STANConfig.from_dict(data, str(folder / "config.json")))
     load_strict(model, tensors, str(folder / "model.safetensors"))
     return model.to(device).eval()
 

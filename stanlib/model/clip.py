@@ -1,7 +1,7 @@
 """Getting an open_clip CLIP: config registry (incl. the tiny teaching config), weights, errors.
 
 ``create_clip("ViT-B-32", pretrained=None | "openai" | "/path/to/state_dict")`` returns an
-``open_clip.CLIP``. STAN never modifies it; the branch in :mod:`stanlib.stan` reads its tokens.
+``open_clip.CLIP``. STAN never modifies it; the branch in :mod:`stanlib.model.branch` reads its tokens.
 """
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ import open_clip
 import torch
 
 from stanlib import assets
+from stanlib.weights.io import _uses_quick_gelu, load_strict, read_checkpoint  # the one safe reader (mmengine-aware)
+from stanlib.weights.keymaps import (
+    _HF_TEXT_DEFAULTS,
+    _HF_VISION_DEFAULTS,
+    _config_signature,
+    _heads,
+    clip_signature,
+    hf_to_open_clip,
+    infer_clip_name,
+    read_hf_clip_folder,
+)
 
 CONFIG_DIR = assets.CONFIGS
 open_clip.add_model_config(CONFIG_DIR)  # registers "stan-tiny" (64 px, patch 8, width 128, 4 layers)
@@ -32,8 +43,6 @@ def list_clips() -> list[str]:
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a weights file without unpickling arbitrary objects (safetensors or ``weights_only``)."""
-    from stanlib.weights import read_checkpoint  # the one safe reader (mmengine-aware)
-
     try:
         sd = read_checkpoint(path)
     except ValueError as err:
@@ -77,7 +86,6 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
     if name not in open_clip.list_models():
         raise ValueError(f"unknown CLIP config {name!r}; choose one of {list_clips()}")
     if pretrained is not None and Path(pretrained).is_dir():  # a Hugging Face CLIP folder
-        from stanlib.weights import create_clip_from_hf_folder
 
         return create_clip_from_hf_folder(pretrained, name, quick_gelu)
     if quick_gelu is None:
@@ -114,7 +122,6 @@ def load_clip_weights(model: open_clip.CLIP, path: str | os.PathLike) -> None:
     """Load an open_clip state dict (or a Hugging Face CLIP one, converted) into ``model``, strictly."""
     sd = load_state_dict(path)
     if any(k.startswith(("vision_model.", "text_model.")) for k in sd):
-        from stanlib.weights import hf_to_open_clip  # HF transformers CLIP names
 
         sd = hf_to_open_clip(sd)
     result = model.load_state_dict(sd, strict=False)
@@ -123,3 +130,43 @@ def load_clip_weights(model: open_clip.CLIP, path: str | os.PathLike) -> None:
         raise KeyError(f"{path} does not match this CLIP config: missing keys {missing[:10]}"
                        f"{'...' if len(missing) > 10 else ''}, unexpected keys "
                        f"{result.unexpected_keys[:10]}{'...' if len(result.unexpected_keys) > 10 else ''}")
+
+
+def create_clip_from_hf_folder(folder: str | os.PathLike, name: Optional[str] = None,
+                               quick_gelu: Optional[bool] = None):
+    """An open_clip CLIP holding the weights of a local Hugging Face CLIP folder.
+
+    ``name``: the open_clip config to build (e.g. ``"ViT-B-32"``; it also picks the tokenizer);
+    None infers it from the weights' shapes. The folder's ``hidden_act`` decides QuickGELU;
+    ``quick_gelu`` may only confirm it. Heads and LayerNorm eps are checked against the config.
+    """
+    hf_cfg, hf_sd = read_hf_clip_folder(folder)
+    sd = hf_to_open_clip(hf_sd)
+    found = infer_clip_name(sd, where=str(folder))
+    name = name or found
+    cfg = open_clip.get_model_config(name)
+    if cfg is None:
+        raise ValueError(f"unknown open_clip config {name!r}")
+    if _config_signature(cfg) != clip_signature(sd, str(folder)):
+        raise ValueError(f"{folder}: weights have the shapes of {found!r}, not of {name!r} "
+                         f"({clip_signature(sd, str(folder))} vs {_config_signature(cfg)})")
+    vis = _HF_VISION_DEFAULTS | hf_cfg.get("vision_config", {})
+    txt = _HF_TEXT_DEFAULTS | hf_cfg.get("text_config", {})
+    heads = (vis["num_attention_heads"], txt["num_attention_heads"])
+    if heads != _heads(cfg):
+        raise ValueError(f"{folder}: (vision, text) heads {heads} differ from {name}'s {_heads(cfg)}")
+    acts = {vis["hidden_act"], txt["hidden_act"]}
+    if not acts <= {"quick_gelu", "gelu"} or len(acts) != 1:
+        raise ValueError(f"{folder}: unsupported hidden_act {sorted(acts)} (open_clip has quick_gelu or gelu)")
+    folder_quick = acts == {"quick_gelu"}
+    if quick_gelu is not None and quick_gelu != folder_quick:
+        raise ValueError(f"quick_gelu={quick_gelu} contradicts {folder}/config.json (hidden_act {acts.pop()})")
+    eps = {vis["layer_norm_eps"], txt["layer_norm_eps"]}
+    if eps != {1e-5}:
+        raise ValueError(f"{folder}: layer_norm_eps {sorted(eps)}; open_clip uses 1e-5")
+    model = create_clip(name, None, quick_gelu=folder_quick)
+    if _uses_quick_gelu(model) != folder_quick:
+        raise ValueError(f"open_clip config {name!r} forces quick_gelu={not folder_quick}, but {folder} "
+                         f"uses {'quick_gelu' if folder_quick else 'gelu'}")
+    load_strict(model, sd, str(folder), optional={"logit_bias"})
+    return model

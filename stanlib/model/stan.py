@@ -17,7 +17,7 @@ Architectures (``arch``), the paper's Table 6 rows and baselines:
 =============  ==========================================================================
 
 The last three rows and the paper's three-structure comparison (Table 7) live in
-:mod:`stanlib.baselines`. ``levels`` chooses the CLIP layers the branch reads (Table 8).
+:mod:`stanlib.model.baselines`. ``levels`` chooses the CLIP layers the branch reads (Table 8).
 
 Explained in ``notebooks/02_build_stan.ipynb``.
 """
@@ -25,118 +25,18 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
 from torch import nn
 
-from open_clip.transformer import text_global_pool
-
-from stanlib.baselines import INTERMEDIATE, SeqTransf, build_structure  # noqa: F401  (stanlib.model.SeqTransf)
-from stanlib.clip import create_clip
-from stanlib.stan import MAX_FRAMES, Attention, STANBranch, clip_block_forward  # noqa: F401
-from stanlib.tokenizer import get_tokenizer
-
-ARCHS = ("branch", "meanpool", "posterior", "seqtransf", "tdb", "st-adapter", "xclip-msg")
-
-
-def parse_levels(levels) -> Optional[tuple[int, ...]]:
-    """CLIP layers for the branch, 1-based: ``"9-12"``, ``"6,8,10,12"``, ``(6, 8, 10, 12)`` -> a tuple.
-
-    None stays None (the last K layers). Raises ValueError for anything that is not increasing
-    positive integers (duplicates and unsorted lists included); the range is checked against the
-    CLIP by :class:`STANModel`.
-    """
-    if levels is None:
-        return None
-    raw = levels
-    if isinstance(levels, str):
-        text = levels.replace(" ", "")
-        try:
-            if "-" in text and "," not in text:
-                lo, hi = (int(v) for v in text.split("-"))
-                if hi < lo:
-                    raise ValueError(f"levels {raw!r}: the range ends before it starts")
-                levels = tuple(range(lo, hi + 1))
-            else:
-                levels = tuple(int(v) for v in text.split(","))
-        except ValueError as err:
-            if "range ends" in str(err):
-                raise
-            raise ValueError(f"levels {raw!r}: expected a range \"9-12\", a list \"6,8,10,12\" or a tuple of "
-                             "1-based CLIP layer numbers") from None
-    elif isinstance(levels, int) and not isinstance(levels, bool):
-        levels = (levels,)
-    try:
-        levels = tuple(levels)
-    except TypeError:
-        raise ValueError(f"levels must be a range string, a list or a tuple of 1-based CLIP layer numbers, "
-                         f"got {raw!r}") from None
-    if not levels or not all(isinstance(v, int) and not isinstance(v, bool) for v in levels):
-        raise ValueError(f"levels must be 1-based CLIP layer numbers (integers), got {raw!r}")
-    if min(levels) < 1:
-        raise ValueError(f"levels are 1-based CLIP layer numbers (the first layer is 1), got {raw!r}")
-    if len(set(levels)) != len(levels):
-        raise ValueError(f"levels {raw!r} repeat a layer; each CLIP layer can be read once")
-    if list(levels) != sorted(levels):
-        raise ValueError(f"levels {raw!r} must be in increasing order (the branch reads CLIP's layers "
-                         f"bottom-up): {tuple(sorted(levels))}")
-    return levels
-
-
-@dataclass
-class STANConfig:
-    """Everything needed to rebuild a model (saved next to its weights)."""
-
-    clip: str = "ViT-B-32"              # open_clip config name
-    pretrained: Optional[str] = None    # None | open_clip tag ("openai") | path to CLIP weights
-    arch: str = "branch"                # see module docstring
-    temporal: Optional[str] = "attn"    # "attn" (STAN-self) | "conv" (STAN-conv) | None
-    spatial: bool = True                # intra-frame module (copied CLIP block)
-    depth: int = 4                      # K: branch layers = number of CLIP levels read
-    single_level: bool = False          # Table 6 "branch, single level"
-    conv_variant: str = "dense"         # "dense" (released) | "bottleneck" (paper Eq. 9)
-    drop_path: float = 0.1              # max rate; layer k gets linspace(0, drop_path, K)[k]
-    fusion_proj: bool = False           # paper text: W_proj^k on levels k > 0
-    pos_embed: str = "clip"             # "clip" (released: CLIP's table re-added) | "new" (paper text)
-    first_cls: str = "avg"              # "avg" (released) | "mean" (paper text)
-    time_embed: str = "first"           # "first" (released: added at level 0 only) | "every" (re-added with
-                                        # every CLIP level; an option of ours, docs/experiments.md)
-    order: str = "ts"                   # "ts": temporal then spatial (released) | "st"
-    spatial_mlp: bool = True            # paper figure shows attention only: False
-    seqtransf_layers: int = 4            # seqTransf and TDB (CLIP2Video): temporal transformer layers
-    levels: Optional[tuple] = None      # branch: 1-based CLIP layers read, e.g. (6, 8, 10, 12) or "9-12" (Table 8);
-                                        # None: the last K (default). len(levels) must equal depth
-    adapter_width: Optional[int] = None  # st-adapter: bottleneck r (None: D/2 = 384 for ViT-B, as released)
-    adapter_kernel: tuple = (3, 1, 1)   # st-adapter: depthwise conv kernel over (T, h, w) (released: 3x1x1)
-    adapter_position: str = "attn"      # st-adapter: "attn" (before attention, the paper) | "mlp" | "both"
-    mit_layers: int = 1                 # xclip-msg: X-CLIP's multi-frame integration layers (0: mean, order-blind)
-    num_frames: int = 12                # recipe's T (used by data/predictor; the model takes any T <= 64)
-    context_length: Optional[int] = None  # recipe's text length (32 MSR-VTT); None: the CLIP's own
-    logit_scale: float = 100.0          # 1/tau: 100 (B/32), 50 (B/16), 20 (DiDeMo)
-    learnable_logit_scale: bool = False
-    quick_gelu: Optional[bool] = None   # None: QuickGELU for OpenAI weights, the config's own otherwise
-    extra: dict = field(default_factory=dict)  # free-form notes (e.g. training recipe)
-
-    def __post_init__(self):
-        if self.arch == "branch" and self.temporal is None and not self.spatial:
-            self.arch = "meanpool"  # neither module: nothing left of the branch
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        self.levels = parse_levels(self.levels)
-        if self.levels is not None:
-            if self.arch != "branch":
-                raise ValueError(f"levels choose the CLIP layers the STAN branch reads; arch={self.arch!r} has no "
-                                 "branch (use arch='branch' or leave levels=None)")
-            if len(self.levels) != self.depth:
-                raise ValueError(f"levels {self.levels} name {len(self.levels)} CLIP layers but depth K={self.depth}: "
-                                 f"the branch reads one layer per branch layer (set depth={len(self.levels)})")
-        self.adapter_kernel = tuple(self.adapter_kernel)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from stanlib.model.baselines import INTERMEDIATE, SeqTransf, build_structure  # noqa: F401  (stanlib.model.SeqTransf)
+from stanlib.model.branch import MAX_FRAMES, Attention, STANBranch, clip_block_forward  # noqa: F401
+from stanlib.model.clip import create_clip
+from stanlib.model.config import ARCHS, STANConfig, parse_levels  # noqa: F401  (stanlib.model.stan.STANConfig)
+from stanlib.model.tokenizer import get_tokenizer
 
 
 class STANModel(nn.Module):
@@ -164,7 +64,7 @@ class STANModel(nn.Module):
                 spatial_mlp=config.spatial_mlp, conv_variant=config.conv_variant, drop_path=config.drop_path,
                 fusion_proj=config.fusion_proj, pos_embed=config.pos_embed, first_cls=config.first_cls,
                 order=config.order, single_level=config.single_level, time_embed=config.time_embed)
-        else:  # meanpool (None) and the other structures of the paper's comparison (stanlib.baselines)
+        else:  # meanpool (None) and the other structures of the paper's comparison (stanlib.model.baselines)
             self.branch = build_structure(config.arch, self.clip, config)
         scale = torch.tensor(math.log(config.logit_scale))
         if config.learnable_logit_scale:
@@ -215,7 +115,7 @@ class STANModel(nn.Module):
         Even on the fused path we skip open_clip's ``nn.MultiheadAttention``: it transposes and copies
         its input around the kernel, and our SDPA path was ~20% faster (docs/benchmarks.md).
         ``forward``: the block's forward with an intermediate structure plugged in (``st-adapter``,
-        ``xclip-msg``); default :func:`~stanlib.stan.clip_block_forward`.
+        ``xclip-msg``); default :func:`~stanlib.model.branch.clip_block_forward`.
         """
         fn = functools.partial(forward or clip_block_forward, block, fused=self.clip_fused, record=self.clip_record)
         if self.grad_checkpointing and torch.is_grad_enabled():
@@ -245,7 +145,7 @@ class STANModel(nn.Module):
             raise ValueError(f"clip has {t} frames but the STAN time embedding holds at most {MAX_FRAMES} "
                              "(nn.Embedding(64, D), as in the authors' checkpoints); sample <= 64 frames")
         arch = self.config.arch
-        if arch not in ("branch", "posterior"):                     # meanpool and stanlib.baselines
+        if arch not in ("branch", "posterior"):                     # meanpool and stanlib.model.baselines
             per_frame = self.encode_frames(frames)
             return per_frame.mean(dim=1) if arch == "meanpool" else self.branch(per_frame)
 
@@ -295,13 +195,13 @@ class STANModel(nn.Module):
     def save_pretrained(self, directory, dtype: Optional[torch.dtype] = None) -> None:
         """Write ``model.safetensors`` + ``config.json`` (no pickles); reload with ``stanlib.from_pretrained``.
         ``dtype=torch.float16`` halves the file (floating tensors stored in that type)."""
-        from stanlib.weights import save_pretrained
+        from stanlib.weights.io import save_pretrained
 
         save_pretrained(self, directory, dtype)
 
     def push_to_hub(self, repo_id: str, **kwargs):
         """Upload the ``save_pretrained`` files to a Hugging Face Hub repository."""
-        from stanlib.weights import push_to_hub
+        from stanlib.weights.hub import push_to_hub
 
         return push_to_hub(self, repo_id, **kwargs)
 

@@ -9,7 +9,7 @@ The negatives of a pair are the other pairs in the same batch. On several GPUs e
 holds its slice of the batch, so the features are all-gathered across processes *with gradient*:
 every process then scores its own clips against the whole global batch, and the number of
 negatives grows with the number of GPUs. Gradient accumulation does NOT do this: each
-micro-batch only sees its own negatives (see :mod:`stanlib.train`).
+micro-batch only sees its own negatives (see :mod:`stanlib.engine.trainer`).
 
 Recognition: the classifier is CLIP's text encoder applied to the class names, computed once and
 frozen (``logits = 100 * cos(video, class_text)``), optionally replaced by a linear head.
@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# the gathering helpers moved to stanlib.distributed; importable from here as before
-from stanlib.distributed import dist_ready, gather_no_grad, gather_with_grad  # noqa: F401
+# the gathering helpers moved to stanlib.engine.distributed; importable from here as before
+from stanlib.engine.distributed import dist_ready, gather_no_grad, gather_with_grad  # noqa: F401
 
 
 # --------------------------------------------------------------------------- retrieval
@@ -101,7 +101,7 @@ def class_text_embeddings(model: nn.Module, class_names: list[str], template: st
         raise ValueError("class_text_embeddings: empty list of class names")
     tokenizer = getattr(model, "tokenizer", None)
     if warn_unknown and tokenizer is not None:
-        from stanlib.tokenizer import check_words
+        from stanlib.model.tokenizer import check_words
 
         check_words([template.format(name) for name in class_names], tokenizer, "the class names", allow=True)
     was_training = model.training

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from stanlib.experiments import Recipe, TaskData, build_model, load_task, resolve_head, summary, train_model
+from stanlib.teaching.experiments import Recipe, TaskData, build_model, load_task, resolve_head, summary, train_model
 
 # The demo recipe: the experiments' recipe (K=4, CLIP fine-tuned at 5e-4, branch at 5e-3, twin
 # batches of 16 clips x 8 frames) with fewer steps, sized for <= 5 minutes on 2 free CPU cores
@@ -37,7 +37,7 @@ QUICK_STEPS = 2
 
 def model_tour() -> None:
     import stanlib
-    from stanlib.flops import format_table, paper_table
+    from stanlib.model.flops import format_table, paper_table
 
     torch.manual_seed(0)
     model = stanlib.create_model("stan-tiny", temporal="attn", depth=2).eval()
@@ -89,7 +89,7 @@ def plot_curves(records: dict[str, dict], path: Path) -> None:
 def plot_confusions(preds: dict[str, list[int]], data: TaskData, path: Path) -> None:
     from matplotlib.figure import Figure
 
-    from stanlib.evaluate import confusion_matrix
+    from stanlib.engine.evaluate import confusion_matrix
 
     short = [c.replace("Something ", "") for c in data.classes]
     fig = Figure(figsize=(5.2 * len(preds), 5.0), layout="constrained")
@@ -117,7 +117,7 @@ def busiest_patch(clip: torch.Tensor, patch: int = 8) -> tuple[int, int]:
 
 def write_attention(model, data: TaskData, out: Path, index: int = 0) -> list[Path]:
     """CLIP's per-frame attention vs the STAN branch's temporal attention, for one test clip."""
-    from stanlib.tiny import to_model_input
+    from stanlib.teaching.tiny import to_model_input
     from stanlib.viz import capture_attention, plot_clip_vs_stan, plot_temporal_matrices, save_figure
 
     frames = to_model_input(data.test_frames[index:index + 1])
@@ -167,7 +167,7 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     files = [out / "curves.png", out / "confusion.png"] + write_attention(models["STAN-self"], data, out)
     wall, cpu = time.time() - t0, time.process_time() - cpu0
     stan_model = models["STAN-self"]
-    stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}", "task": "synthetic motion (stanlib.data.synth)",
+    stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}", "task": "synthetic motion (stanlib.teaching.synth)",
                                "recipe": asdict(stan), "head": resolve_head(stan, "motion"),
                                "held_out": summary(results["STAN-self"]), "classes": list(data.classes)}
     stan_model.save_pretrained(out / "stan_self", dtype=torch.float16)  # stanlib/assets/tiny_stan is such a model

@@ -62,7 +62,7 @@ class WordTokenizer:
         out = []
         for word in re.findall(r"[a-z]+", text.lower()):
             if word not in self.ids and self.strict:
-                raise KeyError(f"word {word!r} is not in the tiny vocabulary (stanlib.tokenizer.TINY_VOCAB)")
+                raise KeyError(f"word {word!r} is not in the tiny vocabulary (stanlib.model.tokenizer.TINY_VOCAB)")
             out.append(self.ids.get(word, self.ids[UNK]))
         return out
 
@@ -83,7 +83,7 @@ class WordTokenizer:
 
     def __repr__(self) -> str:
         if self.vocabulary == list(TINY_VOCAB):
-            return f"the stan-tiny word-level tokenizer ({len(TINY_VOCAB)} words, stanlib.tokenizer.TINY_VOCAB)"
+            return f"the stan-tiny word-level tokenizer ({len(TINY_VOCAB)} words, stanlib.model.tokenizer.TINY_VOCAB)"
         return f"a word-level tokenizer of {len(self.vocabulary)} words"
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -176,7 +176,7 @@ def unknown_words_message(words: Sequence[str], tokenizer, where: str = "the tex
     shown = ", ".join(repr(w) for w in words[:20]) + (f" and {len(words) - 20} more" if len(words) > 20 else "")
     return (f"{where} use {len(words)} word(s) that {describe_tokenizer(tokenizer)} does not know: {shown}. "
             "Each becomes <unk>, so texts that differ only in these words embed identically. Use words of "
-            "the vocabulary (`stanlib vocab` lists them, so does stanlib.tokenizer.vocabulary()) or extend it "
+            "the vocabulary (`stanlib vocab` lists them, so does stanlib.model.tokenizer.vocabulary()) or extend it "
             "(docs/architecture.md section 7.1)"
             + (", or accept the <unk> tokens with `--set allow_unknown_words=true` (Config.allow_unknown_words)."
                if allow_hint else "."))
