@@ -42,7 +42,8 @@ def test_every_training_loop_uses_the_engine():
     import inspect
     from pathlib import Path
 
-    from stanlib.teaching import experiments, tiny, train
+    from stanlib.engine import trainer as train
+    from stanlib.teaching import experiments, tiny
 
     sources = {module.__name__: inspect.getsource(module) for module in (train, experiments, tiny)}
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"  # a script of the repository

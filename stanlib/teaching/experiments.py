@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from stanlib import assets
 from stanlib.engine.evaluate import retrieval_metrics
 from stanlib.engine.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
 from stanlib.engine.optim import Stepper, build_optimizer, flush_denormals, warmup_cosine
@@ -92,7 +93,7 @@ STRUCTURE_ROWS = ("meanpool", "seqtransf", "tdb", "st-adapter", "xclip-msg", "st
 # Table 8: which CLIP levels the branch reads (K = 2 of the tiny CLIP's 4 layers)
 LEVEL_ROWS = ("levels-3-4", "levels-2-4", "levels-1-2")
 # the committed result files of the default recipes (shipped with the package: the course reads them)
-RESULTS_DIR = Path(__file__).resolve().parent / "assets" / "experiments"
+RESULTS_DIR = assets.EXPERIMENTS
 DEFAULT_OUT = Path("runs/experiments")     # where your own runs go
 
 
