@@ -290,7 +290,7 @@ def _toy_config(**kw):
     base = dict(name="bad-input", task="retrieval", clip="stan-tiny", pretrained=None, depth=1, num_frames=2,
                 context_length=4, batch_size=2, recipe_batch=2, lr=1e-3, epochs=2, warmup_steps=1, num_workers=0,
                 amp="off", log_every=1)
-    return Config(**{**base, **kw})
+    return Config.from_dict({**base, **kw})
 
 
 def test_a_corrupt_test_video_keeps_the_checkpoint_and_names_the_file(tmp_path):

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from stanlib.engine.distributed import DistInfo
 from stanlib.engine.optim import Stepper, build_optimizer, warmup_cosine
-from stanlib.engine.presets import ConfigError, apply_overrides, get_preset
+from stanlib.engine.presets import MODEL_FIELDS, ConfigError, apply_overrides, get_preset
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -60,12 +60,12 @@ def test_tiny_presets_are_the_experiments_recipes(task):
 
     cfg, recipe = get_preset(f"tiny-{task}"), task_recipe(task)
     for field in ("lr", "lr_mult", "weight_decay", "batch_size", "depth", "num_frames", "grad_clip", "logit_scale"):
-        assert getattr(cfg, field) == getattr(recipe, field), field
+        assert getattr(cfg.model if field in MODEL_FIELDS else cfg, field) == getattr(recipe, field), field
     assert cfg.warmup_steps == recipe.warmup
     assert cfg.head == TASK_HEADS[task]
     assert cfg.twin_batches == (task == "motion") and recipe.twin_batches
     assert cfg.crop_scale == (1.0, 1.0)          # the experiments train on whole frames
-    assert cfg.pretrained == recipe.pretrained == "bundled"
+    assert cfg.model.pretrained == recipe.pretrained == "bundled"
 
 
 def test_tiny_motion_trains_the_experiments_number_of_steps_on_the_bundled_data():
@@ -189,7 +189,7 @@ def test_experiments_run_a_preset_on_a_generic_dataset(tmp_path, capsys):
     files = list((out / "preset-results").glob("*.json"))
     assert len(files) == 1 and files[0].name.startswith("tiny-motion@world__meanpool__seed0__")
     res = json.loads(files[0].read_text())
-    assert res["config"]["dataset"] == "generic_label" and res["config"]["arch"] == "meanpool"
+    assert res["config"]["dataset"] == "generic_label" and res["config"]["model"]["arch"] == "meanpool"
     # mean pooling on exact reversal twins: direction exactly 50 %, per declared pair
     assert res["metrics"]["direction"] == 50.0 and res["metrics"]["per_pair"]
     assert all(p["direction"] == 50.0 for p in res["metrics"]["per_pair"].values())

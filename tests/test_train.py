@@ -14,7 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from stanlib.engine.presets import Config, apply_overrides, get_preset
+from stanlib.engine.presets import MODEL_FIELDS, Config, ConfigError, apply_overrides, get_preset
 from stanlib.engine.trainer import (CheckpointError, Trainer, capture_rng, load_checkpoint, param_groups, restore_rng,
                            save_checkpoint, warmup_cosine)
 
@@ -93,7 +93,7 @@ def tiny_config(**kw):
                 context_length=16, batch_size=2, recipe_batch=2, lr=1e-3, lr_mult=10.0, epochs=2,
                 warmup_steps=2, num_workers=0, log_every=1, seed=0, amp="off")
     base.update(kw)
-    return Config(**base)
+    return Config.from_dict(base)
 
 
 def tiny_model(seed=0, depth=2):
@@ -380,19 +380,23 @@ def test_presets_cover_the_paper_table():
         cfg = get_preset(name)
         assert cfg.batch_size == 128 and cfg.lr == 2e-6 and cfg.lr_mult == 10.0, name
         for key, value in expected.items():
-            assert getattr(cfg, key) == value, (name, key)
+            assert getattr(cfg.model if key in MODEL_FIELDS else cfg, key) == value, (name, key)
     for name in ("tiny-motion", "tiny-appearance", "tiny-captions"):
         cfg = get_preset(name)
         branch_lr = 1.5e-3 if name == "tiny-captions" else 5e-3     # captions: branch lr x3 (the experiments')
-        assert cfg.clip == "stan-tiny" and cfg.lr == 5e-4 and cfg.lr * cfg.lr_mult == pytest.approx(branch_lr)
+        assert cfg.model.clip == "stan-tiny" and cfg.lr == 5e-4 and cfg.lr * cfg.lr_mult == pytest.approx(branch_lr)
         assert cfg.data_root.endswith(name.split("-")[1])
 
 
 def test_overrides_are_typed_and_checked():
     cfg = apply_overrides(get_preset("msrvtt-b32"), ["batch_size=32", "temporal=conv", "lr=1e-5",
                                                      "model_kwargs.drop_path=0", "pretrained=none"])
-    assert (cfg.batch_size, cfg.temporal, cfg.lr, cfg.model_kwargs, cfg.pretrained) == \
-        (32, "conv", 1e-5, {"drop_path": 0}, None)
+    assert (cfg.batch_size, cfg.model.temporal, cfg.lr, cfg.model.drop_path, cfg.model.pretrained) == \
+        (32, "conv", 1e-5, 0, None)
+    nested = apply_overrides(get_preset("msrvtt-b32"), ["model.depth=2", "model.drop_path=0.2"])
+    assert (nested.model.depth, nested.model.drop_path) == (2, 0.2)
+    with pytest.raises(ConfigError, match=r"--set 'model.depth=99'.*depth"):
+        apply_overrides(get_preset("msrvtt-b32"), ["model.depth=99"])
     with pytest.raises(KeyError, match="unknown key 'batchsize'"):
         apply_overrides(cfg, ["batchsize=3"])
     with pytest.raises(ValueError, match="expected true/false"):
@@ -410,7 +414,7 @@ def test_presets_command(capsys):
                  "tiny-motion", "tiny-appearance", "tiny-captions"):
         assert name in out
     assert cli_main(["ssv2-b16"]) == 0
-    assert json.loads(capsys.readouterr().out)["depth"] == 6
+    assert json.loads(capsys.readouterr().out)["model"]["depth"] == 6
 
 
 def test_cli_train_then_eval_reproduces_metrics(tmp_path, capsys):
@@ -430,7 +434,7 @@ def test_cli_train_then_eval_reproduces_metrics(tmp_path, capsys):
     for name in ("last.pt", "best.pt", "config.json", "metrics.json", "metrics.csv", "curves.png"):
         assert (out / name).is_file(), name
     final = json.loads((out / "metrics.json").read_text())["epochs"][-1]
-    assert json.loads((out / "config.json").read_text())["depth"] == 1
+    assert json.loads((out / "config.json").read_text())["model"]["depth"] == 1
 
     report = tmp_path / "eval.json"
     assert eval_main(["--checkpoint", str(out / "last.pt"), "--json", str(report), "--dsl"]) == 0

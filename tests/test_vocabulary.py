@@ -88,7 +88,7 @@ class CaptionSet(torch.utils.data.Dataset):
 def config(**kw):
     base = dict(name="vocab", clip="stan-tiny", pretrained=None, depth=2, num_frames=2, context_length=16,
                 batch_size=2, recipe_batch=2, epochs=1, num_workers=0, amp="off", device="cpu")
-    return Config(**{**base, **kw})
+    return Config.from_dict({**base, **kw})
 
 
 @pytest.mark.parametrize("task", ["recognition", "retrieval"])

@@ -1,7 +1,9 @@
 """Training presets: the paper's recipes (docs/architecture.md section 7) and tiny CPU runs on synthetic data.
 
-A preset is a :class:`Config` (one flat dataclass: data, model, optimisation). Change any field
-from the command line with ``--set key=value`` (``--set model_kwargs.drop_path=0``)::
+A preset is a :class:`Config`: data, optimisation and, nested in ``model``, the model's own
+:class:`~stanlib.model.config.STANConfig` (the same object ``create_model`` builds from and
+``config.json`` of a saved model holds). Change any field from the command line with
+``--set key=value``; model fields as ``--set model.depth=2`` or, shorter, ``--set depth=2``::
 
     stanlib presets                                   # the table below
     stanlib train --preset tiny-motion                # ~minutes on a laptop CPU
@@ -19,17 +21,23 @@ value raises :class:`ConfigError` naming the field (and the ``--set`` item that 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import re
 import sys
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
+
+from stanlib.model.branch import MAX_FRAMES
+from stanlib.model.config import ARCHS, STANConfig
 
 TASKS = ("retrieval", "recognition")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 HEADS = ("text", "linear", "orthogonal")
 TEMPORAL_MODULES = ("attn", "conv", None)
+MODEL_FIELDS = tuple(f.name for f in fields(STANConfig))
 
 
 class ConfigError(ValueError):
@@ -82,23 +90,15 @@ class Config:
     data_root: str = ""
     train_split: str = "train"
     val_split: str = "test"
-    num_frames: int = 12                    # T, frames per clip (TSN segments)
-    context_length: int = 32                # text tokens
     test_views: int = 1                     # recognition test views (1x3 = 3 spatial crops)
     num_workers: int = 4
     crop_scale: tuple = (0.08, 1.0)         # training random resized crop: area range of the resized frame
     twin_batches: bool = False              # a batch holds batch_size/2 declared reversal pairs (each clip next
                                             # to its time reversal); needs twins declared in the training split
     dataset_kwargs: dict = field(default_factory=dict)      # extra build_dataset arguments
-    # ---- model (stanlib.create_model)
-    clip: str = "ViT-B-32"
-    pretrained: Optional[str] = "openai"
-    arch: str = "branch"                    # "branch" (STAN) | "meanpool" | "posterior" | "seqtransf"
-    temporal: Optional[str] = "attn"        # "attn" (STAN-self) | "conv" (STAN-conv) | None
-    depth: int = 4                          # K
-    logit_scale: float = 100.0              # 1/tau (retrieval) and cosine-classifier scale (recognition)
-    learnable_logit_scale: bool = False
-    model_kwargs: dict = field(default_factory=dict)        # any other STANConfig field
+    # ---- model: the STANConfig the run builds (clip, pretrained, arch, temporal, depth, num_frames = T frames
+    # per clip, context_length = text tokens, logit_scale = 1/tau for retrieval and the recognition head, ...)
+    model: STANConfig = field(default_factory=lambda: STANConfig(pretrained="openai", context_length=32))
     # ---- recognition head
     head: str = "text"                      # "text": frozen class-name embeddings (the paper) | "linear"
                                             # (trainable, from the text ones) | "orthogonal" (frozen random
@@ -136,6 +136,8 @@ class Config:
     device: str = "auto"                    # auto: cuda (local rank) if available, else cpu
 
     def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = _model_config(self.model, self.name)
         self.betas = tuple(self.betas)
         self.crop_scale = tuple(self.crop_scale)
         self.validate()
@@ -145,33 +147,45 @@ class Config:
         def bad(key, why):
             raise ConfigError(f"config {self.name!r}: {key}={getattr(self, key)!r} {why}", key)
 
+        def bad_model(key, why):
+            raise ConfigError(f"config {self.name!r}: model.{key}={getattr(self.model, key)!r} {why}", key)
+
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
+            if f.name == "model":
+                if not isinstance(self.model, STANConfig):
+                    bad("model", f"must be a STANConfig (or a JSON object of its fields), got {type(self.model).__name__}")
+                continue
             problem = _type_problem(getattr(self, f.name), hints[f.name])
             if problem:
                 bad(f.name, problem)
+        m = self.model
+        model_hints = typing.get_type_hints(STANConfig)
+        for key in ("clip", "arch", "depth", "num_frames", "context_length", "logit_scale", "learnable_logit_scale"):
+            problem = _type_problem(getattr(m, key), model_hints[key])
+            if problem:
+                bad_model(key, problem)
         from stanlib.data.datasets import READERS
-        from stanlib.model import ARCHS
-        from stanlib.model.branch import MAX_FRAMES
 
         if self.dataset not in READERS:
             bad("dataset", f"must be one of {sorted(READERS)}")
-        if self.arch not in ARCHS:
-            bad("arch", f"must be one of {ARCHS}")
-        if self.temporal not in TEMPORAL_MODULES:
-            bad("temporal", "must be 'attn' (STAN-self), 'conv' (STAN-conv) or none")
-        if not 1 <= self.num_frames <= MAX_FRAMES:
-            bad("num_frames", f"must be between 1 and {MAX_FRAMES} (the size of STAN's time embedding)")
+        if m.arch not in ARCHS:
+            bad_model("arch", f"must be one of {ARCHS}")
+        if m.temporal not in TEMPORAL_MODULES:
+            bad_model("temporal", "must be 'attn' (STAN-self), 'conv' (STAN-conv) or none")
+        if not 1 <= m.num_frames <= MAX_FRAMES:
+            bad_model("num_frames", f"must be between 1 and {MAX_FRAMES} (the size of STAN's time embedding)")
         if self.test_views not in (1, 3):
             bad("test_views", "must be 1 or 3 (1 clip x 3 crops)")
-        layers = _clip_layers(self.clip)
-        if layers is None and self.clip not in __import__("open_clip").list_models():
-            bad("clip", "is not a known CLIP config (e.g. ViT-B-32, ViT-B-16, stan-tiny)")
-        if self.arch in ("branch", "posterior") and layers is not None and not 1 <= self.depth <= layers:
-            bad("depth", f"must be between 1 and the {layers} layers of {self.clip}")
-        for key in ("context_length", "log_every"):
-            if getattr(self, key) < 1:
-                bad(key, "must be >= 1")
+        layers = _clip_layers(m.clip)
+        if layers is None and m.clip not in __import__("open_clip").list_models():
+            bad_model("clip", "is not a known CLIP config (e.g. ViT-B-32, ViT-B-16, stan-tiny)")
+        if m.arch in ("branch", "posterior") and layers is not None and not 1 <= m.depth <= layers:
+            bad_model("depth", f"must be between 1 and the {layers} layers of {m.clip}")
+        if m.context_length is None or m.context_length < 1:
+            bad_model("context_length", "must be >= 1 (the text length the data is tokenized to)")
+        if self.log_every < 1:
+            bad("log_every", "must be >= 1")
         for key in ("num_workers", "weight_decay", "grad_clip", "warmup_epochs", "label_smoothing", "min_lr_ratio"):
             if getattr(self, key) < 0:
                 bad(key, "must be >= 0")
@@ -179,8 +193,10 @@ class Config:
             value = getattr(self, key)
             if value is not None and value < (0 if key == "warmup_steps" else 1):
                 bad(key, f"must be >= {0 if key == 'warmup_steps' else 1} (or none)")
-        if self.logit_scale <= 0 or self.lr_mult <= 0:
-            bad("logit_scale" if self.logit_scale <= 0 else "lr_mult", "must be > 0")
+        if m.logit_scale <= 0:
+            bad_model("logit_scale", "must be > 0")
+        if self.lr_mult <= 0:
+            bad("lr_mult", "must be > 0")
         if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
             bad("betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]")
         if self.task not in TASKS:
@@ -197,7 +213,7 @@ class Config:
         if self.twin_batches and self.batch_size % (2 * self.grad_accum):
             bad("batch_size", f"must be a multiple of 2 x grad_accum={self.grad_accum} with twin_batches "
                 "(each clip next to its reversal)")
-        for key in ("epochs", "batch_size", "grad_accum", "num_frames", "eval_every", "test_views"):
+        for key in ("epochs", "batch_size", "grad_accum", "eval_every", "test_views"):
             if int(getattr(self, key)) < 1:
                 bad(key, "must be >= 1")
         if self.batch_size % self.grad_accum:
@@ -225,11 +241,21 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        """A config from a dict: ``model`` a JSON object of :class:`STANConfig` fields. Model fields may
+        also be given at the top level (``{"clip": "stan-tiny", "depth": 2}``: the form of ``--set depth=2``
+        and of configs written before the model config was nested; ``model_kwargs`` too)."""
+        d = dict(d)
+        model = d.pop("model", None)
+        model = asdict(model) if isinstance(model, STANConfig) else dict(model or {})
+        flat = {k: d.pop(k) for k in list(d) if k in MODEL_FIELDS}
+        flat.update(d.pop("model_kwargs", None) or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise KeyError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**d)
+            raise KeyError(f"unknown config keys {unknown}; known keys: {sorted(known)} and the model's "
+                           f"{sorted(MODEL_FIELDS)}")
+        base = asdict(cls.__dataclass_fields__["model"].default_factory())  # the defaults of a run
+        return cls(**d, model=_model_config({**base, **model, **flat}, d.get("name", "custom")))
 
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -254,9 +280,20 @@ class Config:
             raise ValueError(f"{path}: {err}") from None
 
 
+def _model_config(data: dict, name: str) -> STANConfig:
+    """The run's :class:`STANConfig` from a dict; a bad field is a :class:`ConfigError` naming it."""
+    try:
+        return STANConfig.from_dict(data, f"config {name!r}: model")
+    except ValueError as err:
+        msg = str(err)
+        key = next((k for k in data if f"{k!r}" in msg), None) or next(
+            (k for k in MODEL_FIELDS if re.search(rf"\b{k}\b", msg)), "model")
+        raise ConfigError(str(err), key) from None
+
+
 # --------------------------------------------------------------------------- the presets
 def _paper(name: str, description: str, **kw) -> Config:
-    return Config(name=name, description=description, **kw)
+    return Config.from_dict(dict(name=name, description=description, **kw))
 
 
 # Retrieval: total batch 128, 20 epochs, lr 2e-6 (CLIP) / 2e-5 (branch), K=4, 1 test clip, centre crop.
@@ -313,18 +350,18 @@ _TINY = dict(clip="stan-tiny", pretrained=TINY_CLIP_WEIGHTS, depth=4, num_frames
              grad_clip=5.0, crop_scale=(1.0, 1.0), num_workers=0, log_every=5, logit_scale=100.0)
 for _cfg in (
     # 800 training clips (400 reversal pairs) / 16 per step = 50 steps per epoch: 6 epochs = 300 steps
-    Config(name="tiny-motion", description="synthetic SSv2-like motion classes (reversed pairs), CPU",
+    _paper("tiny-motion", description="synthetic SSv2-like motion classes (reversed pairs), CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/motion", train_split="train",
            val_split="val", freeze_text=True, head="orthogonal", twin_batches=True, epochs=6, eval_every=2,
            **_TINY),
     # 240 training clips / 16 = 15 steps per epoch: 20 epochs = 300 steps
-    Config(name="tiny-appearance", description="synthetic K400-like colour x shape classes, CPU",
+    _paper("tiny-appearance", description="synthetic K400-like colour x shape classes, CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/appearance", train_split="train",
            val_split="val", freeze_text=True, head="text", epochs=20, eval_every=5, **_TINY),
     # captions: batches of 32, branch lr x3 (the experiments' captions recipe); the experiments add verb
     # hard negatives and verb anchors to InfoNCE (stanlib.teaching.experiments.retrieval_loss), this preset trains
     # plain InfoNCE. 300 videos x 3 captions / 32 = 28 steps per epoch: 11 epochs ~ 300 steps
-    Config(name="tiny-captions", description="synthetic MSR-VTT-like caption retrieval, CPU",
+    _paper("tiny-captions", description="synthetic MSR-VTT-like caption retrieval, CPU",
            task="retrieval", dataset="msrvtt", data_root="data_samples/synth/captions", train_split="train",
            val_split="test", epochs=11, eval_every=4, **{**_TINY, "batch_size": 32, "recipe_batch": 32,
                                                           "lr_mult": 3.0}),
@@ -336,8 +373,7 @@ def get_preset(name: str) -> Config:
     """A fresh copy of a preset (edit it freely)."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)} (run `stanlib presets`)")
-    cfg = PRESETS[name]
-    return replace(cfg, dataset_kwargs=dict(cfg.dataset_kwargs), model_kwargs=dict(cfg.model_kwargs))
+    return copy.deepcopy(PRESETS[name])
 
 
 # --------------------------------------------------------------------------- overrides
@@ -366,14 +402,19 @@ def _parse_value(text: str, current: Any) -> Any:
 
 
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
-    """Return a copy of ``config`` with ``key=value`` overrides applied (dotted keys for dict fields)."""
+    """Return a copy of ``config`` with ``key=value`` overrides applied (dotted keys for dict fields:
+    ``model.depth=2``, ``dataset_kwargs.x=1``; a model field also alone, ``depth=2``)."""
     d = config.to_dict()
+    model = d.pop("model")
+    d.update(model)  # model fields at the top: their names differ from every other field
     known = set(d)
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected key=value")
         key, text = item.split("=", 1)
-        key = key.strip()
+        key = key.strip().removeprefix("model.")
+        if key == "model_kwargs" or key.startswith("model_kwargs."):
+            key = key.removeprefix("model_kwargs.")
         top, _, sub = key.partition(".")
         if top not in known:
             raise KeyError(f"--set {item!r}: unknown key {top!r}; known keys: {sorted(known)}")
@@ -389,7 +430,9 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
     try:
         return Config.from_dict(d)
     except ConfigError as err:  # name the --set item that gave the bad value, if one did
-        given = [i for i in overrides if i.split("=", 1)[0].strip().partition(".")[0] == err.key]
+        given = [i for i in overrides
+                 if i.split("=", 1)[0].strip().removeprefix("model.").removeprefix("model_kwargs.").partition(".")[0]
+                 == err.key]
         if given:
             raise ConfigError(f"--set {given[-1]!r}: {err}", err.key) from None
         raise
@@ -408,8 +451,8 @@ def presets_table(names: Optional[list[str]] = None) -> str:
     rows = [[_SHORT.get(c, c) for c in TABLE_COLUMNS]]
     for n in names:
         cfg = PRESETS[n]
-        rows.append([f"{getattr(cfg, c):g}" if isinstance(getattr(cfg, c), float) else str(getattr(cfg, c))
-                     for c in TABLE_COLUMNS])
+        values = [getattr(cfg.model if c in MODEL_FIELDS else cfg, c) for c in TABLE_COLUMNS]
+        rows.append([f"{v:g}" if isinstance(v, float) else str(v) for v in values])
     widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 

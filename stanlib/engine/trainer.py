@@ -47,7 +47,7 @@ import random
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -348,7 +348,7 @@ class Trainer:
         if self.info.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
-        self.criterion = ContrastiveLoss(config.logit_scale).to(self.device)
+        self.criterion = ContrastiveLoss(config.model.logit_scale).to(self.device)
 
         extra = {"head": self.head} if self.head is not None and self.head.linear is not None else None
         self.optimizer = build_optimizer(self.model, config, extra)
@@ -420,7 +420,7 @@ class Trainer:
             emb = orthogonal_classes(len(names), self.model.embed_dim)
         else:
             emb = class_text_embeddings(self.model, names, self.config.class_prompt, warn_unknown=False)
-        head = RecognitionHead(emb, scale=self.config.logit_scale, linear=self.config.head == "linear",
+        head = RecognitionHead(emb, scale=self.config.model.logit_scale, linear=self.config.head == "linear",
                                label_smoothing=self.config.label_smoothing).to(self.device)
         self.class_names = names
         tokens = None
@@ -841,20 +841,17 @@ def resolve_path(path: str) -> str:
 
 def build_model(config: Config) -> nn.Module:
     """``stanlib.create_model`` from a config's model fields."""
-    from stanlib.model import create_model
+    from stanlib.model import STANModel
 
-    pretrained = config.pretrained
+    pretrained = config.model.pretrained
     if pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".safetensors", ".bin"))):
         pretrained = resolve_path(pretrained)
         if not os.path.exists(pretrained):
             raise FileNotFoundError(
-                f"pretrained CLIP weights {config.pretrained!r} not found (preset {config.name!r}). "
+                f"pretrained CLIP weights {config.model.pretrained!r} not found (preset {config.name!r}). "
                 "Pass an existing weights file, --set pretrained=bundled for the tiny CLIP shipped with stanlib "
                 "(stan-tiny only), or --set pretrained=none to start from random weights.")
-    return create_model(clip=config.clip, pretrained=pretrained, temporal=config.temporal, depth=config.depth,
-                        arch=config.arch, num_frames=config.num_frames, context_length=config.context_length,
-                        logit_scale=config.logit_scale, learnable_logit_scale=config.learnable_logit_scale,
-                        **config.model_kwargs)
+    return STANModel(replace(config.model, pretrained=pretrained, extra=dict(config.model.extra)))
 
 
 def build_datasets(config: Config, model: nn.Module, splits: Iterable[str] = ("train", "val")) -> dict:
@@ -871,7 +868,7 @@ def build_datasets(config: Config, model: nn.Module, splits: Iterable[str] = ("t
                                 "Pass --data-root DIR" + (", or write the synthetic videos into the current folder "
                                                           "with `stanlib synth all --out data_samples/synth` (a clone "
                                                           "of the repository has them)" if synth else ""))
-    common = dict(tokenizer=model.tokenizer, context_length=config.context_length, num_frames=config.num_frames,
+    common = dict(tokenizer=model.tokenizer, context_length=config.model.context_length, num_frames=config.model.num_frames,
                   image_size=model.image_size, **config.dataset_kwargs)
     if tuple(config.crop_scale) != (0.08, 1.0) and "crop_scale" not in config.dataset_kwargs:
         common["crop_scale"] = tuple(config.crop_scale)   # training crops only; test crops are fixed

@@ -60,7 +60,7 @@ def load_trained(checkpoint: str, device="cpu"):
     head = None
     if ckpt.get("head") is not None:
         emb = ckpt["head"]["class_embeddings"]
-        head = RecognitionHead(emb, scale=config.logit_scale, linear=config.head == "linear")
+        head = RecognitionHead(emb, scale=config.model.logit_scale, linear=config.head == "linear")
         head.load_state_dict(ckpt["head"])
         head.to(device)
     return model.to(device).eval(), head, config, ckpt

@@ -651,23 +651,14 @@ def preset_config(preset: str, row: str, seed: int, *, data: Optional[str] = Non
     (``KEY=VALUE`` as for ``stanlib train --set``). ``data``: ``"FORMAT:DIR"`` (e.g.
     ``"generic_label:worlds/textured"``; the validation split becomes ``test``); ``data_root``: another
     folder in the preset's own format. ``quick``: 2 steps of 4 clips (a smoke run)."""
-    from stanlib.engine.presets import Config, apply_overrides, get_preset
+    from stanlib.engine.presets import apply_overrides, get_preset
 
     if row not in ROWS:
         raise ValueError(f"unknown row {row!r}; expected one of {list(ROWS)}")
     if not ROWS[row][2]:
         raise ValueError(f"row {row!r} is not trained; preset sweeps train every row (use a trained row)")
     cfg = get_preset(preset)
-    fields_ = {f.name for f in fields(Config)}
-    model_kwargs = dict(cfg.model_kwargs)
-    changes: dict = {"seed": seed}
-    for key, value in {"temporal": "attn", "arch": "branch", **ROWS[row][1]}.items():
-        if key in fields_:
-            changes[key] = value
-        else:
-            model_kwargs[key] = value
-    changes["model_kwargs"] = model_kwargs
-    cfg = replace(cfg, **changes)
+    cfg = replace(cfg, seed=seed, model=replace(cfg.model, **{"temporal": "attn", "arch": "branch", **ROWS[row][1]}))
     items = []
     if data:
         fmt, sep, root = data.partition(":")
@@ -684,10 +675,21 @@ def preset_config(preset: str, row: str, seed: int, *, data: Optional[str] = Non
 
 
 def preset_key(config) -> str:
-    """Short hash of a run's config (without where it writes) and the CLIP weights' bytes."""
-    d = {k: v for k, v in config.to_dict().items() if k not in ("out_dir", "num_workers", "device", "name",
-                                                                "description", "seed")}
-    return hashlib.sha1((json.dumps(d, sort_keys=True, default=str) + weights_digest(config.pretrained or "none")
+    """Short hash of a run's config (without where it writes) and the CLIP weights' bytes.
+
+    The hash is taken over the config's flat form (model fields beside the others; model fields off their
+    defaults under ``model_kwargs``), so a cached run keeps its key whatever the nesting of the config."""
+    from stanlib.model.config import STANConfig
+
+    d = config.to_dict()
+    model = d.pop("model")
+    top = ("clip", "pretrained", "arch", "temporal", "depth", "num_frames", "context_length", "logit_scale",
+           "learnable_logit_scale")
+    defaults = STANConfig().to_dict()
+    d.update({k: model[k] for k in top})
+    d["model_kwargs"] = {k: v for k, v in model.items() if k not in top and v != defaults[k]}
+    d = {k: v for k, v in d.items() if k not in ("out_dir", "num_workers", "device", "name", "description", "seed")}
+    return hashlib.sha1((json.dumps(d, sort_keys=True, default=str) + weights_digest(config.model.pretrained or "none")
                          ).encode()).hexdigest()[:8]
 
 
@@ -721,7 +723,7 @@ def run_preset(preset: str, row: str, seed: int, out_dir: Path = DEFAULT_OUT, *,
                                          class_names=trainer.val_set.classes)
         metrics.update(direction=d["direction"], direction_n=d["n"], per_pair=d["per_pair"])
     result = {"preset": preset, "data": data or data_root or cfg.data_root, "task": name, "row": row, "seed": seed,
-              "config": cfg.to_dict(), "config_key": key, "weights_sha1": weights_digest(cfg.pretrained or "none"),
+              "config": cfg.to_dict(), "config_key": key, "weights_sha1": weights_digest(cfg.model.pretrained or "none"),
               "metrics": metrics, "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu, 1),
               "steps": trainer.state.global_step, "loss": [s["loss"] for s in trainer.state.steps],
               "torch_threads": torch.get_num_threads(), "device": _device_name(str(trainer.device)),
