@@ -986,6 +986,53 @@ def sample_textured_spec(rng: np.random.Generator, motion: str, size: int = 64, 
                         gain_from=gain_from, gain_to=gain_to, size=size, num_frames=num_frames)
 
 
+TEXTURED_IMAGE_TRIES = 16           # scenes drawn until the named colour stands out from the background
+
+
+def synth_textured_images(n: int, seed: int = 0, size: int = 64) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Still colour x shape images in the textured world's scenes, captioned like :func:`synth_images`.
+
+    One shape of a named colour (:data:`COLOURS` x :data:`SHAPES`) on a textured background (corner
+    blend, ripples, noise) with 1-2 distractor sprites that are never shapes (glyphs or blobs, so the
+    caption names the only shape in the picture), under a steady lighting gain and sensor noise:
+    a frame of :func:`render_textured`. Captions name colour, shape and (80%) position:
+    ``"a photo of a red circle at the top left"``. Returns ``(images uint8 (N, H, W, 3), captions,
+    class_ids int64 (N,))``, class ids indexing :func:`zero_shot_classes`, balanced; deterministic
+    for a seed (a stream no other generator draws from). The tiny CLIP learns to name shapes in
+    such scenes from these images (docs/experiments.md section 1).
+    """
+    if n < 1:
+        raise ValueError(f"synth_textured_images needs n >= 1, got {n}")
+    rng = np.random.default_rng([seed, 6])
+    ids = _balanced(rng, n, len(APPEARANCE_PAIRS))
+    images = np.empty((n, size, size, 3), np.uint8)
+    captions = []
+    cell = size / 3
+    for k, cls in enumerate(ids):
+        colour, shape = APPEARANCE_PAIRS[cls]
+        rgb = _jitter(COLOURS[colour], rng)
+        for _ in range(TEXTURED_IMAGE_TRIES):  # a scene whose mean colour lets the shape stand out
+            # "brighter": the sprite may sit anywhere in the frame (no travel); its lighting made steady below
+            scene = sample_textured_spec(rng, "brighter", size, num_frames=1)
+            if np.linalg.norm(np.mean(np.asarray(scene.corners, np.float64), axis=0) - rgb) >= MIN_CONTRAST:
+                break
+        main = replace(scene.sprite, kind="shape", detail=shape, rgb=rgb)
+        distractors = []
+        for d in scene.distractors:  # glyphs and blobs only: the named shape is the only shape
+            if d.kind in ("shape", "stripes"):
+                glyph = rng.random() < 0.5
+                d = replace(d, kind="glyph" if glyph else "blob",
+                            detail=list(GLYPHS)[int(rng.integers(len(GLYPHS)))] if glyph else "")
+            distractors.append(d)
+        gain = float(rng.uniform(*STEADY_GAIN))
+        spec = replace(scene, sprite=main, distractors=tuple(distractors), gain_from=gain, gain_to=gain)
+        images[k] = render_textured(spec)[0]
+        row = min(int(main.cy // cell), 2)
+        col = min(int(main.cx // cell), 2)
+        captions.append(_image_caption(rng, colour, shape, POSITION_PHRASES[row][col], None))
+    return images, captions, ids.astype(np.int64)
+
+
 @dataclass
 class TexturedItem(SynthItem):
     """A clip of the textured world (``spec`` is a :class:`TexturedSpec`)."""

@@ -67,6 +67,7 @@ from stanlib.teaching.synth import (
     sample_spec,
     synth_images,
     synth_motion_stills,
+    synth_textured_images,
     zero_shot_classes,
 )
 
@@ -83,6 +84,9 @@ STORYBOARDS = 0.0
 # textured scenes, in reversed twins; off for the shipped model.
 MOTION_STILLS = 0.0
 TEXTURED = 0.0
+# Fraction of each batch that is colour x shape stills in textured scenes (synth.synth_textured_images):
+# the shapes named where the textured world shows them. Off for the shipped model.
+TEXTURED_IMAGES = 0.0
 
 
 def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.device] = None) -> torch.Tensor:
@@ -101,34 +105,40 @@ def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.dev
     return (x - mean) / std
 
 
-def _check_fractions(motion_stills: float, textured: float) -> None:
-    for name, value in (("motion_stills", motion_stills), ("textured", textured)):
+def _check_fractions(motion_stills: float, textured: float, textured_images: float = 0.0) -> None:
+    for name, value in (("motion_stills", motion_stills), ("textured", textured), ("textured_images", textured_images)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} is a fraction of the batch in [0, 1], got {value}")
-    if motion_stills + textured > 1.0:
-        raise ValueError(f"motion_stills + textured is at most 1 (the rest are captioned shapes), "
-                         f"got {motion_stills} + {textured}")
+    if motion_stills + textured + textured_images > 1.0:
+        raise ValueError(f"motion_stills + textured + textured_images is at most 1 (the rest are captioned shapes), "
+                         f"got {motion_stills} + {textured} + {textured_images}")
 
 
 def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS,
-                motion_stills: float = MOTION_STILLS, textured: float = TEXTURED) -> tuple[torch.Tensor, list[str]]:
+                motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
+                textured_images: float = TEXTURED_IMAGES) -> tuple[torch.Tensor, list[str]]:
     """Fresh images + captions for one training step (a pure function of seed and step).
 
     ``round(motion_stills * batch_size)`` images are plain motion stills and ``round(textured *
-    batch_size)`` motion stills on textured scenes (both in reversed twins, after the shapes); the
-    rest are :func:`synth_images` (with ``storyboards``). With both at 0 the batch is
-    ``synth_images(batch_size)`` alone and the motion-still generator is never called.
+    batch_size)`` motion stills on textured scenes (both in reversed twins, after the shapes);
+    ``round(textured_images * batch_size)`` are colour x shape stills in textured scenes
+    (:func:`~stanlib.teaching.synth.synth_textured_images`, right after the plain shapes); the rest are
+    :func:`synth_images` (with ``storyboards``). With all three at 0 the batch is
+    ``synth_images(batch_size)`` alone and no other generator is called.
     """
     if step >= TRAIN_SEED_STRIDE:
         raise ValueError(f"step {step} too large (at most {TRAIN_SEED_STRIDE - 1} steps)")
-    _check_fractions(motion_stills, textured)
+    _check_fractions(motion_stills, textured, textured_images)
     data_seed = seed * TRAIN_SEED_STRIDE + step
     n_plain = int(round(motion_stills * batch_size))
     n_textured = min(int(round(textured * batch_size)), batch_size - n_plain)
-    n_shapes = batch_size - n_plain - n_textured
+    n_scenes = min(int(round(textured_images * batch_size)), batch_size - n_plain - n_textured)
+    n_shapes = batch_size - n_plain - n_textured - n_scenes
     parts = []
     if n_shapes > 0:
         parts.append(synth_images(n_shapes, seed=data_seed, storyboards=storyboards)[:2])
+    if n_scenes > 0:
+        parts.append(synth_textured_images(n_scenes, seed=data_seed)[:2])
     if n_plain > 0:
         parts.append(synth_motion_stills(n_plain, seed=data_seed, twins=True)[:2])
     if n_textured > 0:
@@ -160,6 +170,13 @@ def zero_shot_accuracy(clip: torch.nn.Module, images: Optional[torch.Tensor] = N
         preds.append((img @ text.t()).argmax(dim=-1))
     clip.train(was_training)
     return float(100.0 * (torch.cat(preds).numpy() == np.asarray(labels)).mean())
+
+
+def heldout_textured_images(n: int = 480, size: int = 64) -> tuple[torch.Tensor, np.ndarray]:
+    """Held-out colour x shape stills in textured scenes (:func:`synth_textured_images`), balanced over
+    the 24 classes: zero-shot on them says whether the CLIP sees shapes in the textured world."""
+    images, _, labels = synth_textured_images(n, seed=HELDOUT_SEED, size=size)
+    return to_model_input(images), labels
 
 
 @torch.no_grad()
@@ -248,20 +265,22 @@ def motion_phrases(clip: torch.nn.Module, n: int = 200) -> dict:
 def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.1,
              warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True,
              storyboards: float = STORYBOARDS, motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
-             n_motion_eval: int = 200) -> tuple[torch.nn.Module, dict]:
+             n_motion_eval: int = 200, textured_images: float = TEXTURED_IMAGES) -> tuple[torch.nn.Module, dict]:
     """Pretrain ``stan-tiny`` contrastively; returns ``(clip, record)``.
 
     ``record`` holds the recipe, the zero-shot accuracy curve ``[(step, acc), ...]``, the final
     ``zero_shot_top1`` on the held-out images, the motion words (:func:`motion_zero_shot`, and
     :func:`motion_phrases` on ``n_motion_eval`` images, skipped at 0) and the wall time.
-    ``motion_stills`` and ``textured`` are the fractions of each batch that are motion stills (see
-    :func:`train_batch`; both 0 train on exactly the shape images). Deterministic for a given seed
+    ``motion_stills`` and ``textured`` are the fractions of each batch that are motion stills,
+    ``textured_images`` colour x shape stills in textured scenes (see :func:`train_batch`; all 0 train
+    on exactly the shape images). ``zero_shot_textured`` in the record is zero-shot top-1 on
+    :func:`heldout_textured_images`. Deterministic for a given seed
     on a given machine and thread count (fresh images per step are a pure function of
     (seed, step); model init and nothing else draws from torch's generator).
     """
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got steps={steps}, batch_size={batch_size}")
-    _check_fractions(motion_stills, textured)
+    _check_fractions(motion_stills, textured, textured_images)
     torch.manual_seed(seed)
     clip = create_clip(CLIP_NAME)  # random init; open_clip's learnable logit scale starts at 1/0.07
     tokenizer = get_tokenizer(CLIP_NAME)
@@ -271,11 +290,13 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     stepper = Stepper(opt, warmup_cosine(warmup, steps), grad_clip=1.0, clip_params=clip.parameters())
     eval_images, eval_labels = heldout_images(n_eval)
     curve: list[tuple[int, float]] = [(0, zero_shot_accuracy(clip, eval_images, eval_labels))]
+    scenes = heldout_textured_images() if textured_images > 0 else None  # its own curve when trained on
+    curve_textured = [(0, zero_shot_accuracy(clip, *scenes))] if scenes else []
     losses: list[float] = []
     t0 = time.time()
     bar = tqdm(range(steps), desc="pretrain stan-tiny", disable=not progress)
     for step in bar:
-        images, captions = train_batch(seed, step, batch_size, storyboards, motion_stills, textured)
+        images, captions = train_batch(seed, step, batch_size, storyboards, motion_stills, textured, textured_images)
         img = F.normalize(clip.encode_image(images), dim=-1)
         txt = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
         loss = info_nce(img, txt, clip.logit_scale.exp().clamp(max=100.0)) / 2  # mean of both directions
@@ -283,13 +304,18 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
         losses.append(loss.item())
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             curve.append((step + 1, zero_shot_accuracy(clip, eval_images, eval_labels)))
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", zero_shot=f"{curve[-1][1]:.1f}%")
+            shown = {"zero_shot": f"{curve[-1][1]:.1f}%"}
+            if scenes:
+                curve_textured.append((step + 1, zero_shot_accuracy(clip, *scenes)))
+                shown["textured"] = f"{curve_textured[-1][1]:.1f}%"
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", **shown)
     clip.eval()
     record = {
         "clip": CLIP_NAME, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup": warmup, "optimizer": "AdamW(0.9, 0.98, eps 1e-6), cosine, clip 1.0",
         "data": "stanlib.teaching.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
         "storyboards": storyboards, "motion_stills": motion_stills, "textured": textured,
+        "textured_images": textured_images,
         "motion_stills_data": ("stanlib.teaching.synth.synth_motion_stills(twins=True), plain then textured, "
                                "after the synth_images part of each batch"),
         "motion_words": motion_zero_shot(clip),
@@ -297,6 +323,8 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
         "zero_shot_classes": 24, "zero_shot_prompt": "a photo of a {colour} {shape}",
         "heldout": f"{n_eval} images of synth_images(seed={HELDOUT_SEED})",
         "zero_shot_top1": curve[-1][1], "curve": curve,
+        "zero_shot_textured": zero_shot_accuracy(clip, *(scenes or heldout_textured_images())),
+        "curve_textured": curve_textured,
         "loss_curve": [round(float(np.mean(losses[i:i + 20])), 4) for i in range(0, len(losses), 20)],
         "wall_time_s": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.machine(),
@@ -348,6 +376,9 @@ def cli_main(argv: list[str]) -> int:
                     help="fraction of each batch that is a motion still on a plain background (a cue names the motion)")
     ap.add_argument("--textured", type=float, default=TEXTURED, metavar="F",
                     help="fraction of each batch that is a motion still on a textured scene with distractors")
+    ap.add_argument("--textured-images", type=float, default=TEXTURED_IMAGES, metavar="F",
+                    help="fraction of each batch that is a colour x shape still in a textured scene (glyph and blob "
+                         "distractors), captioned like the plain shapes")
     ap.add_argument("--eval-every", type=int, default=200, help="steps between zero-shot evaluations")
     ap.add_argument("--out", default="runs/tiny_clip",
                     help="output folder (the shipped model lives in stanlib/assets/tiny_clip)")
@@ -364,19 +395,21 @@ def cli_main(argv: list[str]) -> int:
             print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
             return 2
         print(f"zero-shot top-1 on 960 held-out images (24 classes): {zero_shot_accuracy(clip):.1f}%; "
+              f"on 480 textured scenes: {zero_shot_accuracy(clip, *heldout_textured_images()):.1f}%; "
               f"motion words: {motion_zero_shot(clip)}; motion phrases: {motion_phrases(clip)}")
         return 0
     try:
-        _check_fractions(args.motion_stills, args.textured)
+        _check_fractions(args.motion_stills, args.textured, args.textured_images)
     except ValueError as err:
         print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
         return 2
     command = "stanlib pretrain-tiny " + " ".join(argv)
     clip, record = pretrain(args.seed, args.steps, args.batch_size, args.lr, eval_every=args.eval_every,
                             storyboards=args.storyboards, motion_stills=args.motion_stills,
-                            textured=args.textured)
+                            textured=args.textured, textured_images=args.textured_images)
     record["command"] = command.strip()
     path = save_tiny(clip, record, args.out)
-    print(f"zero-shot top-1 {record['zero_shot_top1']:.1f}% (curve {record['curve']}); "
+    print(f"zero-shot top-1 {record['zero_shot_top1']:.1f}% (textured scenes {record['zero_shot_textured']:.1f}%; "
+          f"curve {record['curve']}); "
           f"{record['wall_time_s']:.0f} s; wrote {path} and {path.parent / 'config.json'}")
     return 0
