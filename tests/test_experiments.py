@@ -251,3 +251,12 @@ def test_top1_errors_split_the_misses_by_kind():
     err2 = ex.top1_errors(top, labels, look2)
     assert err2 == pytest.approx({"appearance": 40.0, "pair": 0.0, "direction": 0.0, "other": 20.0})
     assert sum(err2.values()) == pytest.approx(60.0)   # = 100 - R@1 (2 of 5 right)
+
+
+def test_result_files_are_written_atomically(tmp_path):
+    """Runs side by side share an output folder: a file is replaced whole, never left half-written."""
+    target = tmp_path / "results" / "motion__meanpool__seed0__x.json"
+    ex.write_atomic(target, '{"a": 1}\n')
+    ex.write_atomic(target, '{"a": 2}\n')
+    assert target.read_text() == '{"a": 2}\n'
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temporary file left behind

@@ -586,8 +586,7 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
               "trainable": record.get("trainable", 0),
               "loss": record["loss"], "torch_threads": torch.get_num_threads(), "device": _device_name(device),
               "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result) + "\n")
+    write_atomic(path, json.dumps(result) + "\n")
     if save_model is not None:
         model.config.extra = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": key,
                               "head": resolve_head(recipe, task) if data.kind == "recognition" else None,
@@ -728,8 +727,7 @@ def run_preset(preset: str, row: str, seed: int, out_dir: Path = DEFAULT_OUT, *,
               "steps": trainer.state.global_step, "loss": [s["loss"] for s in trainer.state.steps],
               "torch_threads": torch.get_num_threads(), "device": _device_name(str(trainer.device)),
               "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result) + "\n")
+    write_atomic(path, json.dumps(result) + "\n")
     return result
 
 
@@ -778,6 +776,16 @@ def load_preset_results(out_dir: Path) -> list[dict]:
 
 
 # =========================================================================== tables
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: runs that share an
+    output folder (several processes side by side) never read a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def load_results(out_dir: Path = DEFAULT_OUT, recipe_key: Optional[str] = None) -> list[dict]:
     files = sorted((Path(out_dir) / "results").glob("*.json"))
     results = [json.loads(f.read_text()) for f in files]
@@ -849,10 +857,10 @@ def markdown_report(results: list[dict]) -> str:
 def write_report(results: list[dict], out_dir: Path = DEFAULT_OUT) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(
+    write_atomic(out_dir / "results.json", json.dumps(
         [{k: v for k, v in r.items() if k != "loss"} for r in results], indent=1) + "\n")
     path = out_dir / "results.md"
-    path.write_text(markdown_report(results) + "\n")
+    write_atomic(path, markdown_report(results) + "\n")
     return path
 
 
