@@ -7,6 +7,7 @@ import math
 import os
 import socket
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -473,3 +474,19 @@ def test_live_curves_callback_draws(capsys):
     assert len(fig.axes) == 3 and len(fig.axes[2].lines[0].get_xdata()) == 1
     live_curves(every=5)("step_end", state)                   # outside a notebook display() prints a repr
     assert "Figure" in capsys.readouterr().out
+
+
+def test_a_flat_config_json_of_earlier_runs_loads_into_the_nested_config(tmp_path):
+    """Runs written before the model config was nested (model fields at the top, ``model_kwargs``) still load."""
+    flat = get_preset("tiny-motion").to_dict()
+    model = flat.pop("model")
+    kept = ("clip", "pretrained", "arch", "temporal", "depth", "num_frames", "context_length", "logit_scale",
+            "learnable_logit_scale")
+    flat.update({k: model[k] for k in kept}, model_kwargs={"drop_path": 0.0})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(flat))
+    cfg = Config.load(path)
+    assert cfg.model == replace(get_preset("tiny-motion").model, drop_path=0.0)
+    assert cfg.to_dict()["model"]["drop_path"] == 0.0 and "depth" not in cfg.to_dict()
+    with pytest.raises(KeyError, match="unknown config keys \\['dpeth'\\]"):
+        Config.from_dict({**flat, "dpeth": 2})
