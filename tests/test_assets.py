@@ -70,4 +70,4 @@ def test_presets_use_the_bundled_tiny_clip():
     from stanlib.engine.presets import get_preset
 
     for name in ("tiny-motion", "tiny-appearance", "tiny-captions"):
-        assert get_preset(name).pretrained == "bundled"
+        assert get_preset(name).model.pretrained == "bundled"
