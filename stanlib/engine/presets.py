@@ -254,8 +254,7 @@ class Config:
         if unknown:
             raise KeyError(f"unknown config keys {unknown}; known keys: {sorted(known)} and the model's "
                            f"{sorted(MODEL_FIELDS)}")
-        base = asdict(cls.__dataclass_fields__["model"].default_factory())  # the defaults of a run
-        return cls(**d, model=_model_config({**base, **model, **flat}, d.get("name", "custom")))
+        return cls(**d, model=_model_config({**model, **flat}, d.get("name", "custom")))
 
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -281,14 +280,21 @@ class Config:
 
 
 def _model_config(data: dict, name: str) -> STANConfig:
-    """The run's :class:`STANConfig` from a dict; a bad field is a :class:`ConfigError` naming it."""
+    """The run's :class:`STANConfig` from a dict of fields (the others keep a run's defaults: OpenAI weights,
+    32 text tokens); a bad field is a :class:`ConfigError` naming it."""
+    defaults = asdict(Config.__dataclass_fields__["model"].default_factory())
     try:
-        return STANConfig.from_dict(data, f"config {name!r}: model")
+        return STANConfig.from_dict({**defaults, **data}, f"config {name!r}: model")
     except ValueError as err:
         msg = str(err)
         key = next((k for k in data if f"{k!r}" in msg), None) or next(
             (k for k in MODEL_FIELDS if re.search(rf"\b{k}\b", msg)), "model")
-        raise ConfigError(str(err), key) from None
+        raise ConfigError(msg, key) from None
+
+
+def _override_key(item: str) -> str:
+    """The field a ``--set`` item names: ``model.depth=2``, ``depth=2`` and (older) ``model_kwargs.depth=2`` alike."""
+    return item.split("=", 1)[0].strip().removeprefix("model.").removeprefix("model_kwargs.")
 
 
 # --------------------------------------------------------------------------- the presets
@@ -411,10 +417,7 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"--set {item!r}: expected key=value")
-        key, text = item.split("=", 1)
-        key = key.strip().removeprefix("model.")
-        if key == "model_kwargs" or key.startswith("model_kwargs."):
-            key = key.removeprefix("model_kwargs.")
+        key, text = _override_key(item), item.split("=", 1)[1]
         top, _, sub = key.partition(".")
         if top not in known:
             raise KeyError(f"--set {item!r}: unknown key {top!r}; known keys: {sorted(known)}")
@@ -430,9 +433,7 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
     try:
         return Config.from_dict(d)
     except ConfigError as err:  # name the --set item that gave the bad value, if one did
-        given = [i for i in overrides
-                 if i.split("=", 1)[0].strip().removeprefix("model.").removeprefix("model_kwargs.").partition(".")[0]
-                 == err.key]
+        given = [i for i in overrides if _override_key(i).partition(".")[0] == err.key]
         if given:
             raise ConfigError(f"--set {given[-1]!r}: {err}", err.key) from None
         raise

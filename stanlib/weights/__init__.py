@@ -56,7 +56,7 @@ from stanlib.weights.keymaps import (
 _UPPER = {
     "load_official": "official", "export_official": "official",
     "from_pretrained": "pretrained", "load_model": "pretrained", "load_training_checkpoint": "pretrained",
-    "cli_main": "convert", "create_clip_from_hf_folder": None,
+    "cli_main": "convert",
 }
 
 
@@ -72,4 +72,4 @@ def __getattr__(name: str):
 
 __all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "HF_CLIP", "OFFICIAL", "KeyTable", "Rule", "Placeholder", "hf_to_open_clip",
            "open_clip_to_hf", "infer_clip_name", "is_hf_clip_folder", "read_hf_clip_folder", "read_checkpoint",
-           "load_strict", "portable_config", "save_pretrained", "push_to_hub", *_UPPER]
+           "load_strict", "portable_config", "save_pretrained", "push_to_hub", "create_clip_from_hf_folder", *_UPPER]
