@@ -15,6 +15,8 @@ current folder or to a repository checkout::
 ``CONFIGS``                       open_clip model configs registered on import (``configs/stan-tiny.json``)
 ``TINY_CLIP``                     the tiny teaching CLIP, fp32 safetensors (``tiny_clip/``; its
                                   ``config.json`` records the recipe and the zero-shot curve)
+``TINY_CLIP_V2``                  version 2 (``stan-tiny-v2``): also pretrained on motion, lighting and
+                                  textured-scene stills, with a larger vocabulary (``tiny_clip_v2/``)
 ``TINY_STAN``                     the tiny STAN-self of the zoo's motion task (``zoo:motion/stan-self``)
 ``VIDEOS``                        ten synthetic motion test clips, five time-reversed pairs (``videos/``;
                                   :func:`video` and :func:`videos`)
@@ -45,6 +47,8 @@ def _package_folder() -> Path:
 ROOT = _package_folder()
 CONFIGS = ROOT / "configs"
 TINY_CLIP = ROOT / "tiny_clip" / "stan-tiny.safetensors"
+TINY_CLIP_V2 = ROOT / "tiny_clip_v2" / "stan-tiny-v2.safetensors"
+TINY_CLIPS = {"stan-tiny": TINY_CLIP, "stan-tiny-v2": TINY_CLIP_V2}  # CLIP config name -> its bundled weights
 TINY_STAN = ROOT / "zoo" / "motion" / "stan-self"   # the zoo's motion STAN-self (stanlib.weights.zoo)
 VIDEOS = ROOT / "videos"
 ZOO = ROOT / "zoo"

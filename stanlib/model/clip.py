@@ -67,6 +67,15 @@ def _quiet(logger: str):
         log.setLevel(level)
 
 
+def tiny_clip_name(file: str | os.PathLike) -> str:
+    """The tiny CLIP config a ``.safetensors`` weights file was pretrained as (its ``clip`` metadata,
+    written by ``stanlib pretrain-tiny``; ``stan-tiny`` for a file that does not say)."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as f:
+        return (f.metadata() or {}).get("clip", "stan-tiny")
+
+
 def _is_path(pretrained: str) -> bool:
     return os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES) or Path(pretrained).exists()
 
@@ -91,13 +100,20 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
     if quick_gelu is None:
         quick_gelu = pretrained == "openai"
     if pretrained == "bundled":
-        if not name.startswith("stan-tiny"):
-            raise ValueError(f"pretrained='bundled' exists only for stan-tiny, not {name}")
-        if not BUNDLED_TINY.is_file():
-            raise FileNotFoundError(f"bundled tiny CLIP not found at {BUNDLED_TINY}: this stanlib installation is "
-                                    "incomplete (reinstall stanlib), or create the weights with `stanlib pretrain-tiny "
-                                    "--out DIR` and pass pretrained='DIR/stan-tiny.safetensors'")
-        pretrained = str(BUNDLED_TINY)
+        if name not in assets.TINY_CLIPS:
+            raise ValueError(f"pretrained='bundled' exists only for the tiny CLIPs {sorted(assets.TINY_CLIPS)}, "
+                             f"not {name}")
+        file = assets.TINY_CLIPS[name]
+        if not file.is_file():
+            raise FileNotFoundError(f"bundled tiny CLIP not found at {file}: this stanlib installation is "
+                                    f"incomplete (reinstall stanlib), or create the weights with `stanlib pretrain-tiny "
+                                    f"--clip {name} --out DIR` and pass pretrained='DIR/{name}.safetensors'")
+        pretrained = str(file)
+    if name.startswith("stan-tiny") and pretrained is not None and str(pretrained).endswith(".safetensors"):
+        trained_as = tiny_clip_name(pretrained)
+        if trained_as != name:  # same shapes, other vocabulary: every word id would mean another word
+            raise ValueError(f"{pretrained} holds a {trained_as} CLIP (its words are {trained_as}'s), not {name}; "
+                             f"build it as {trained_as!r}")
     # honour `with torch.device("meta"):` (FLOP counting without allocating weights)
     kwargs = dict(force_quick_gelu=quick_gelu, output_dict=False, device=torch.get_default_device())
     if pretrained is None or _is_path(pretrained):

@@ -34,6 +34,15 @@ TINY_VOCAB: tuple[str, ...] = (
     "appears", "disappears", "still", "stays", "static", "bigger", "smaller", "towards", "away",
 )
 
+# Version 2 of the tiny CLIP (``stan-tiny-v2``) keeps every id of version 1 and adds the words of its
+# broader pretraining world: lighting changes, textured scenes and their sprites.
+TINY_VOCAB_V2: tuple[str, ...] = TINY_VOCAB + (
+    "gets", "getting", "get", "becomes", "brighter", "darker", "bright", "dark", "light", "lighter",
+    "scene", "background", "everything", "it", "camera", "glyph", "letter", "blob", "striped", "stripes",
+)
+# CLIP config name -> its word-level vocabulary
+TINY_VOCABS: dict[str, tuple[str, ...]] = {"stan-tiny": TINY_VOCAB, "stan-tiny-v2": TINY_VOCAB_V2}
+
 PAD, SOT, UNK = "<pad>", "<sot>", "<unk>"
 EOT = "<eot>"
 TINY_VOCAB_SIZE = 128  # must equal text_cfg.vocab_size of assets/configs/stan-tiny.json
@@ -82,8 +91,10 @@ class WordTokenizer:
         return [w for i, w in sorted(self.words.items()) if w not in (PAD, SOT, UNK, EOT)]
 
     def __repr__(self) -> str:
-        if self.vocabulary == list(TINY_VOCAB):
-            return f"the stan-tiny word-level tokenizer ({len(TINY_VOCAB)} words, stanlib.model.tokenizer.TINY_VOCAB)"
+        for name, vocab in TINY_VOCABS.items():
+            if self.vocabulary == list(vocab):
+                table = "TINY_VOCAB" if name == "stan-tiny" else "TINY_VOCAB_V2"
+                return f"the {name} word-level tokenizer ({len(vocab)} words, stanlib.model.tokenizer.{table})"
         return f"a word-level tokenizer of {len(self.vocabulary)} words"
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -122,7 +133,9 @@ def get_tokenizer(clip_name: str, context_length: int | None = None) -> Tokenize
     use 32 (MSR-VTT, LSMDC) or 64 (DiDeMo).
     """
     if clip_name.startswith("stan-tiny"):
-        return WordTokenizer(context_length=context_length or 16)
+        if clip_name not in TINY_VOCABS:
+            raise ValueError(f"no word-level vocabulary for {clip_name!r}; tiny CLIPs: {sorted(TINY_VOCABS)}")
+        return WordTokenizer(TINY_VOCABS[clip_name], context_length=context_length or 16)
     return ClipTokenizer(clip_name, context_length or 77)
 
 

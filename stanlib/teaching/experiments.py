@@ -130,6 +130,7 @@ class Recipe:
     n_test: int = 200
     data_seed: int = 0               # the synthetic data is the same for every training seed
     pretrained: str = "bundled"      # tiny CLIP weights ("bundled", a path, or "none" for random)
+    clip: str = "stan-tiny"          # tiny CLIP config: stan-tiny or stan-tiny-v2 (a larger vocabulary)
     model_kwargs: dict = field(default_factory=dict)   # extra STANConfig fields for every row
 
     def key(self, task: Optional[str] = None) -> str:
@@ -141,13 +142,13 @@ class Recipe:
         if TASK_KINDS.get(task) == "recognition":
             kept = {k: v for k, v in kept.items() if k not in RETRIEVAL_ONLY}
         world = f"world{synth.WORLD_VERSION}" if synth.WORLD_VERSION > 1 else ""  # v1 keys had no version
-        text = json.dumps(kept, sort_keys=True) + weights_digest(self.pretrained) + world
+        text = json.dumps(kept, sort_keys=True) + weights_digest(self.pretrained, self.clip) + world
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 # fields added after results were cached: their default value leaves the cache key unchanged
 OMIT_FROM_KEY = {"head": "text", "freeze_text": False, "verb_negatives": False, "verb_anchors": 0.0,
-                 "same_appearance": 0}
+                 "same_appearance": 0, "clip": "stan-tiny"}
 RETRIEVAL_ONLY = ("freeze_text", "verb_negatives", "verb_anchors", "same_appearance")
 
 
@@ -156,13 +157,14 @@ def _file_digest(path: str, mtime: float) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
 
-def weights_digest(pretrained: Optional[str]) -> str:
-    """Content hash of the CLIP weights a recipe names ("" for random init)."""
+def weights_digest(pretrained: Optional[str], clip: str = "stan-tiny") -> str:
+    """Content hash of the CLIP weights a recipe names ("" for random init); ``"bundled"`` is the
+    tiny CLIP ``clip``'s shipped file."""
     if pretrained in (None, "", "none"):
         return ""
-    from stanlib.model.clip import BUNDLED_TINY
-
-    path = BUNDLED_TINY if pretrained == "bundled" else Path(pretrained)
+    if pretrained == "bundled" and clip not in assets.TINY_CLIPS:
+        raise ValueError(f"pretrained='bundled' exists only for the tiny CLIPs {sorted(assets.TINY_CLIPS)}, not {clip}")
+    path = assets.TINY_CLIPS[clip] if pretrained == "bundled" else Path(pretrained)
     if not path.is_file():
         raise FileNotFoundError(f"tiny CLIP weights {path} not found; run `stanlib pretrain-tiny` or pass --pretrained")
     return _file_digest(str(path), path.stat().st_mtime)
@@ -325,7 +327,7 @@ def build_model(row: str, recipe: Recipe) -> STANModel:
     kwargs = {"temporal": "attn", **ROWS[row][1], **recipe.model_kwargs}
     pretrained = None if recipe.pretrained in ("none", "", None) else recipe.pretrained
     depth = kwargs.pop("depth", recipe.depth)  # a row may fix its own K (the Table 8 rows: K=2 of 4 layers)
-    return create_model("stan-tiny", pretrained=pretrained, depth=depth, num_frames=recipe.num_frames,
+    return create_model(recipe.clip, pretrained=pretrained, depth=depth, num_frames=recipe.num_frames,
                         logit_scale=recipe.logit_scale, **kwargs)
 
 
@@ -581,7 +583,7 @@ def run_one(task: str, row: str, seed: int, recipe: Recipe, out_dir: Path = DEFA
     metrics = evaluate_model(model, data, recipe, head=record.get("head"))
     metrics.pop("preds", None)
     result = {"task": task, "row": row, "seed": seed, "recipe": asdict(recipe), "recipe_key": key,
-              "weights_sha1": weights_digest(recipe.pretrained),
+              "weights_sha1": weights_digest(recipe.pretrained, recipe.clip),
               "metrics": metrics, "train_seconds": record["seconds"], "train_cpu_seconds": record.get("cpu_seconds", 0.0),
               "trainable": record.get("trainable", 0),
               "loss": record["loss"], "torch_threads": torch.get_num_threads(), "device": _device_name(device),
@@ -688,7 +690,8 @@ def preset_key(config) -> str:
     d.update({k: model[k] for k in top})
     d["model_kwargs"] = {k: v for k, v in model.items() if k not in top and v != defaults[k]}
     d = {k: v for k, v in d.items() if k not in ("out_dir", "num_workers", "device", "name", "description", "seed")}
-    return hashlib.sha1((json.dumps(d, sort_keys=True, default=str) + weights_digest(config.model.pretrained or "none")
+    return hashlib.sha1((json.dumps(d, sort_keys=True, default=str) + weights_digest(
+        config.model.pretrained or "none", config.model.clip)
                          ).encode()).hexdigest()[:8]
 
 
@@ -722,7 +725,8 @@ def run_preset(preset: str, row: str, seed: int, out_dir: Path = DEFAULT_OUT, *,
                                          class_names=trainer.val_set.classes)
         metrics.update(direction=d["direction"], direction_n=d["n"], per_pair=d["per_pair"])
     result = {"preset": preset, "data": data or data_root or cfg.data_root, "task": name, "row": row, "seed": seed,
-              "config": cfg.to_dict(), "config_key": key, "weights_sha1": weights_digest(cfg.model.pretrained or "none"),
+              "config": cfg.to_dict(), "config_key": key, "weights_sha1": weights_digest(
+                  cfg.model.pretrained or "none", cfg.model.clip),
               "metrics": metrics, "train_seconds": round(seconds, 1), "train_cpu_seconds": round(cpu, 1),
               "steps": trainer.state.global_step, "loss": [s["loss"] for s in trainer.state.steps],
               "torch_threads": torch.get_num_threads(), "device": _device_name(str(trainer.device)),
@@ -868,7 +872,7 @@ def write_report(results: list[dict], out_dir: Path = DEFAULT_OUT) -> Path:
 def _recipes_from_args(args) -> dict[str, Recipe]:
     """One recipe per task: :func:`task_recipe` (``--quick``: :data:`QUICK`) with the flags' changes."""
     changes = {k: getattr(args, k) for k in ("steps", "batch_size", "num_frames", "depth", "n_train", "n_test", "lr",
-                                             "lr_mult", "pretrained") if getattr(args, k, None) is not None}
+                                             "lr_mult", "pretrained", "clip") if getattr(args, k, None) is not None}
     if args.freeze_clip:
         changes["freeze_clip"] = True
     if args.no_twins:
@@ -918,6 +922,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, typ in (("steps", int), ("batch-size", int), ("num-frames", int), ("depth", int), ("n-train", int),
                       ("n-test", int), ("lr", float), ("lr-mult", float), ("pretrained", str)):
         run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
+    run.add_argument("--clip", default=None, choices=sorted(assets.TINY_CLIPS),
+                     help="tiny CLIP config (default stan-tiny; stan-tiny-v2 with --pretrained DIR/stan-tiny-v2.safetensors "
+                          "or its bundled weights)")
     run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
     run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")

@@ -1386,6 +1386,64 @@ def synth_motion_stills(n: int, seed: int = 0, size: int = 64, textured: bool = 
     return images, captions, motions
 
 
+# Lighting stills: the scene gets brighter or darker, shown in one picture as three panels of the
+# same scene side by side, their light rising (gets brighter) or falling (gets darker) to the right,
+# the way the fade stills show opacity. Captioned with the words of the textured world's lighting pair.
+LIGHTING_PHRASES: dict[str, tuple[str, ...]] = {
+    "brighter": ("gets brighter", "is getting brighter", "fades in"),
+    "darker": ("gets darker", "is getting darker", "fades out"),
+}
+LIGHTING_SUBJECTS: tuple[str, ...] = ("the video", "the scene", "the picture", "everything", "it")
+
+
+def lighting_caption(motion: str, variant: int = 0, subject: int = 0) -> str:
+    """``"the scene gets brighter"``: a subject of :data:`LIGHTING_SUBJECTS`, a phrase of :data:`LIGHTING_PHRASES`."""
+    return f"{LIGHTING_SUBJECTS[subject]} {LIGHTING_PHRASES[motion][variant]}"
+
+
+def render_lighting_still(spec: TexturedSpec, gains: Sequence[float]) -> np.ndarray:
+    """One frame of ``spec`` (its own lighting ignored) as len(gains) vertical panels, panel ``i``
+    lit by ``gains[i]``, split by 1-pixel grey dividers: uint8 (H, W, 3)."""
+    frame = render_textured(replace(spec, gain_from=1.0, gain_to=1.0, num_frames=1,
+                                    jitter=((0, 0),)))[0].astype(np.float64)
+    n, k = spec.size, len(gains)
+    panel = np.minimum((np.arange(n) * k) // n, k - 1)
+    out = frame * np.asarray(gains, np.float64)[panel][None, :, None]
+    for i in range(1, k):
+        out[:, (i * n) // k] = CUE_GREY
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def synth_lighting_stills(n: int, seed: int = 0, size: int = 64, twins: bool = True
+                          ) -> tuple[np.ndarray, list[str], list[str]]:
+    """Stills of a textured scene that gets brighter or darker (:func:`render_lighting_still`: three
+    panels, light rising or falling to the right), captioned ``"the scene gets brighter"``,
+    ``"the video fades out"``... Returns ``(images uint8 (N, H, W, 3), captions, motions)`` with
+    motions ``"brighter"`` / ``"darker"``; ``twins``: adjacent items show the same scene reversed
+    (each other's hard negative). Deterministic for a seed (a stream no other generator draws from).
+    """
+    if n < 1:
+        raise ValueError(f"synth_lighting_stills needs n >= 1, got {n}")
+    rng = np.random.default_rng([seed, 7])
+    images = np.empty((n, size, size, 3), np.uint8)
+    captions: list[str] = []
+    motions: list[str] = []
+    k = 0
+    while k < n:
+        scene = sample_textured_spec(rng, "brighter", size, num_frames=1)
+        low, high = float(rng.uniform(*LIGHTING_FROM)), float(rng.uniform(*LIGHTING_TO))
+        rising = (low, (low + high) / 2, high)
+        first = "brighter" if rng.random() < 0.5 else "darker"
+        group = [first, "darker" if first == "brighter" else "brighter"] if twins and k + 1 < n else [first]
+        variant, subject = int(rng.integers(3)), int(rng.integers(len(LIGHTING_SUBJECTS)))
+        for m in group:
+            images[k] = render_lighting_still(scene, rising if m == "brighter" else rising[::-1])
+            captions.append(lighting_caption(m, variant, subject))
+            motions.append(m)
+            k += 1
+    return images, captions, motions
+
+
 # ----------------------------------------------------------------------------------------------
 # Writing mp4 + annotations in the real datasets' formats
 # ----------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
 from stanlib.engine.losses import info_nce
 from stanlib.engine.optim import Stepper, build_optimizer, warmup_cosine
-from stanlib.model.clip import BUNDLED_TINY, create_clip
+from stanlib.model.clip import BUNDLED_TINY, create_clip, tiny_clip_name
 from stanlib.model.tokenizer import get_tokenizer
 from stanlib.teaching.synth import (
     APPEARANCE_PAIRS,
@@ -66,6 +66,7 @@ from stanlib.teaching.synth import (
     render_clip,
     sample_spec,
     synth_images,
+    synth_lighting_stills,
     synth_motion_stills,
     synth_textured_images,
     zero_shot_classes,
@@ -87,6 +88,9 @@ TEXTURED = 0.0
 # Fraction of each batch that is colour x shape stills in textured scenes (synth.synth_textured_images):
 # the shapes named where the textured world shows them. Off for the shipped model.
 TEXTURED_IMAGES = 0.0
+# Fraction of each batch that is lighting stills (synth.synth_lighting_stills: "the scene gets brighter"),
+# words only stan-tiny-v2 has. Off for the shipped model.
+LIGHTING = 0.0
 
 
 def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.device] = None) -> torch.Tensor:
@@ -105,35 +109,40 @@ def to_model_input(images: np.ndarray | torch.Tensor, device: Optional[torch.dev
     return (x - mean) / std
 
 
-def _check_fractions(motion_stills: float, textured: float, textured_images: float = 0.0) -> None:
-    for name, value in (("motion_stills", motion_stills), ("textured", textured), ("textured_images", textured_images)):
+def _check_fractions(motion_stills: float, textured: float, textured_images: float = 0.0,
+                     lighting: float = 0.0) -> None:
+    parts = {"motion_stills": motion_stills, "textured": textured, "textured_images": textured_images,
+             "lighting": lighting}
+    for name, value in parts.items():
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} is a fraction of the batch in [0, 1], got {value}")
-    if motion_stills + textured + textured_images > 1.0:
-        raise ValueError(f"motion_stills + textured + textured_images is at most 1 (the rest are captioned shapes), "
-                         f"got {motion_stills} + {textured} + {textured_images}")
+    if sum(parts.values()) > 1.0:
+        raise ValueError(f"{' + '.join(parts)} is at most 1 (the rest are captioned shapes), "
+                         f"got {' + '.join(str(v) for v in parts.values())}")
 
 
 def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS,
                 motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
-                textured_images: float = TEXTURED_IMAGES) -> tuple[torch.Tensor, list[str]]:
+                textured_images: float = TEXTURED_IMAGES, lighting: float = LIGHTING) -> tuple[torch.Tensor, list[str]]:
     """Fresh images + captions for one training step (a pure function of seed and step).
 
     ``round(motion_stills * batch_size)`` images are plain motion stills and ``round(textured *
     batch_size)`` motion stills on textured scenes (both in reversed twins, after the shapes);
     ``round(textured_images * batch_size)`` are colour x shape stills in textured scenes
     (:func:`~stanlib.teaching.synth.synth_textured_images`, right after the plain shapes); the rest are
-    :func:`synth_images` (with ``storyboards``). With all three at 0 the batch is
+    :func:`synth_images` (with ``storyboards``); ``round(lighting * batch_size)`` lighting stills
+    (:func:`~stanlib.teaching.synth.synth_lighting_stills`) come last. With all four at 0 the batch is
     ``synth_images(batch_size)`` alone and no other generator is called.
     """
     if step >= TRAIN_SEED_STRIDE:
         raise ValueError(f"step {step} too large (at most {TRAIN_SEED_STRIDE - 1} steps)")
-    _check_fractions(motion_stills, textured, textured_images)
+    _check_fractions(motion_stills, textured, textured_images, lighting)
     data_seed = seed * TRAIN_SEED_STRIDE + step
     n_plain = int(round(motion_stills * batch_size))
     n_textured = min(int(round(textured * batch_size)), batch_size - n_plain)
     n_scenes = min(int(round(textured_images * batch_size)), batch_size - n_plain - n_textured)
-    n_shapes = batch_size - n_plain - n_textured - n_scenes
+    n_light = min(int(round(lighting * batch_size)), batch_size - n_plain - n_textured - n_scenes)
+    n_shapes = batch_size - n_plain - n_textured - n_scenes - n_light
     parts = []
     if n_shapes > 0:
         parts.append(synth_images(n_shapes, seed=data_seed, storyboards=storyboards)[:2])
@@ -143,6 +152,8 @@ def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STOR
         parts.append(synth_motion_stills(n_plain, seed=data_seed, twins=True)[:2])
     if n_textured > 0:
         parts.append(synth_motion_stills(n_textured, seed=data_seed, textured=True, twins=True)[:2])
+    if n_light > 0:
+        parts.append(synth_lighting_stills(n_light, seed=data_seed)[:2])
     images = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     return to_model_input(images), [c for p in parts for c in p[1]]
 
@@ -262,10 +273,24 @@ def motion_phrases(clip: torch.nn.Module, n: int = 200) -> dict:
             "video_frames": motion_phrase_retrieval(clip, n, cues=False)}
 
 
+def lighting_phrases(clip: torch.nn.Module, n: int = 200, clip_name: str = "stan-tiny-v2") -> dict:
+    """Pair accuracy of the lighting words on ``n`` held-out lighting stills (:func:`synth_lighting_stills`):
+    the still is closer to ``"the scene gets brighter"`` than to ``"... darker"`` exactly when its light
+    rises. 50% is chance; needs a CLIP whose vocabulary has the words (``stan-tiny-v2``)."""
+    tokenizer = get_tokenizer(clip_name)
+    images, _, motions = synth_lighting_stills(n, seed=HELDOUT_SEED)
+    with torch.no_grad():
+        img = F.normalize(clip.encode_image(to_model_input(images)), dim=-1)
+        txt = F.normalize(clip.encode_text(tokenizer(["the scene gets brighter", "the scene gets darker"])), dim=-1)
+    said = np.where((img @ txt.T).argmax(-1).numpy() == 0, "brighter", "darker")
+    return {"pair": round(float(np.mean(said == np.asarray(motions))) * 100, 1), "n": n}
+
+
 def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 0.1,
              warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True,
              storyboards: float = STORYBOARDS, motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
-             n_motion_eval: int = 200, textured_images: float = TEXTURED_IMAGES) -> tuple[torch.nn.Module, dict]:
+             n_motion_eval: int = 200, textured_images: float = TEXTURED_IMAGES, lighting: float = LIGHTING,
+             clip_name: str = CLIP_NAME) -> tuple[torch.nn.Module, dict]:
     """Pretrain ``stan-tiny`` contrastively; returns ``(clip, record)``.
 
     ``record`` holds the recipe, the zero-shot accuracy curve ``[(step, acc), ...]``, the final
@@ -274,16 +299,20 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     ``motion_stills`` and ``textured`` are the fractions of each batch that are motion stills,
     ``textured_images`` colour x shape stills in textured scenes (see :func:`train_batch`; all 0 train
     on exactly the shape images). ``zero_shot_textured`` in the record is zero-shot top-1 on
-    :func:`heldout_textured_images`. Deterministic for a given seed
+    :func:`heldout_textured_images`. ``clip_name``: ``stan-tiny`` (the shipped vocabulary) or
+    ``stan-tiny-v2`` (also knows the lighting and scene words ``lighting`` stills use). Deterministic for a given seed
     on a given machine and thread count (fresh images per step are a pure function of
     (seed, step); model init and nothing else draws from torch's generator).
     """
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got steps={steps}, batch_size={batch_size}")
-    _check_fractions(motion_stills, textured, textured_images)
+    _check_fractions(motion_stills, textured, textured_images, lighting)
+    tokenizer = get_tokenizer(clip_name)
+    if lighting > 0 and tokenizer.unknown(["the scene gets brighter", "it gets darker"]):
+        raise ValueError(f"lighting stills need the words of stan-tiny-v2; {clip_name} does not know "
+                         f"{tokenizer.unknown(['the scene gets brighter', 'it gets darker'])}")
     torch.manual_seed(seed)
-    clip = create_clip(CLIP_NAME)  # random init; open_clip's learnable logit scale starts at 1/0.07
-    tokenizer = get_tokenizer(CLIP_NAME)
+    clip = create_clip(clip_name)  # random init; open_clip's learnable logit scale starts at 1/0.07
     # the training engine's groups (no decay on norms, biases, embeddings, the logit scale), eps 1e-6,
     # clipping at norm 1 over every parameter in module order
     opt = build_optimizer(clip, lr, weight_decay, lr_mult=1.0, eps=1e-6)
@@ -296,7 +325,8 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     t0 = time.time()
     bar = tqdm(range(steps), desc="pretrain stan-tiny", disable=not progress)
     for step in bar:
-        images, captions = train_batch(seed, step, batch_size, storyboards, motion_stills, textured, textured_images)
+        images, captions = train_batch(seed, step, batch_size, storyboards, motion_stills, textured, textured_images,
+                                       lighting)
         img = F.normalize(clip.encode_image(images), dim=-1)
         txt = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
         loss = info_nce(img, txt, clip.logit_scale.exp().clamp(max=100.0)) / 2  # mean of both directions
@@ -311,15 +341,16 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", **shown)
     clip.eval()
     record = {
-        "clip": CLIP_NAME, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "clip": clip_name, "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup": warmup, "optimizer": "AdamW(0.9, 0.98, eps 1e-6), cosine, clip 1.0",
         "data": "stanlib.teaching.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
         "storyboards": storyboards, "motion_stills": motion_stills, "textured": textured,
-        "textured_images": textured_images,
+        "textured_images": textured_images, "lighting": lighting,
         "motion_stills_data": ("stanlib.teaching.synth.synth_motion_stills(twins=True), plain then textured, "
                                "after the synth_images part of each batch"),
         "motion_words": motion_zero_shot(clip),
         "motion_phrases": motion_phrases(clip, n_motion_eval) if n_motion_eval > 0 else None,
+        "lighting_phrases": lighting_phrases(clip, n_motion_eval, clip_name) if lighting > 0 else None,
         "zero_shot_classes": 24, "zero_shot_prompt": "a photo of a {colour} {shape}",
         "heldout": f"{n_eval} images of synth_images(seed={HELDOUT_SEED})",
         "zero_shot_top1": curve[-1][1], "curve": curve,
@@ -333,15 +364,17 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
 
 
 def save_tiny(clip: torch.nn.Module, record: dict, out: str | Path) -> Path:
-    """Write ``out/stan-tiny.safetensors`` (fp32 open_clip state dict) and ``out/config.json``."""
+    """Write ``out/<clip>.safetensors`` (fp32 open_clip state dict; ``stan-tiny.safetensors`` for
+    ``record["clip"]`` = ``stan-tiny``) and ``out/config.json``."""
     from safetensors.torch import save_file
 
+    name = record.get("clip", CLIP_NAME)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().clone() for k, v in clip.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_NAME), metadata={"clip": CLIP_NAME, "seed": str(record.get("seed"))})
+    save_file(state, str(out / f"{name}.safetensors"), metadata={"clip": name, "seed": str(record.get("seed"))})
     (out / "config.json").write_text(json.dumps(record, indent=1) + "\n")
-    return out / WEIGHTS_NAME
+    return out / f"{name}.safetensors"
 
 
 def load_tiny(path: Optional[str | Path] = None) -> torch.nn.Module:
@@ -355,11 +388,12 @@ def load_tiny(path: Optional[str | Path] = None) -> torch.nn.Module:
     else:
         file = Path(path)
         if file.is_dir():
-            file = file / WEIGHTS_NAME
+            found = sorted(file.glob("stan-tiny*.safetensors"))
+            file = found[0] if len(found) == 1 else file / WEIGHTS_NAME
     if not file.is_file():
         raise FileNotFoundError(f"tiny CLIP weights not found at {file}; create them with "
                                 f"`stanlib pretrain-tiny --out {file.parent}`")
-    return create_clip(CLIP_NAME, pretrained=str(file)).eval()
+    return create_clip(tiny_clip_name(file), pretrained=str(file)).eval()
 
 
 def cli_main(argv: list[str]) -> int:
@@ -379,6 +413,12 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--textured-images", type=float, default=TEXTURED_IMAGES, metavar="F",
                     help="fraction of each batch that is a colour x shape still in a textured scene (glyph and blob "
                          "distractors), captioned like the plain shapes")
+    ap.add_argument("--lighting", type=float, default=LIGHTING, metavar="F",
+                    help="fraction of each batch that is a lighting still ('the scene gets brighter'; needs "
+                         "--clip stan-tiny-v2)")
+    ap.add_argument("--clip", default=CLIP_NAME, choices=("stan-tiny", "stan-tiny-v2"),
+                    help="tiny CLIP config: stan-tiny (the shipped vocabulary) or stan-tiny-v2 (adds lighting, "
+                         "scene and sprite words)")
     ap.add_argument("--eval-every", type=int, default=200, help="steps between zero-shot evaluations")
     ap.add_argument("--out", default="runs/tiny_clip",
                     help="output folder (the shipped model lives in stanlib/assets/tiny_clip)")
@@ -399,14 +439,18 @@ def cli_main(argv: list[str]) -> int:
               f"motion words: {motion_zero_shot(clip)}; motion phrases: {motion_phrases(clip)}")
         return 0
     try:
-        _check_fractions(args.motion_stills, args.textured, args.textured_images)
+        _check_fractions(args.motion_stills, args.textured, args.textured_images, args.lighting)
+        if args.lighting > 0 and args.clip == "stan-tiny":
+            raise ValueError("--lighting needs --clip stan-tiny-v2 (stan-tiny does not know 'gets', 'brighter', "
+                             "'darker')")
     except ValueError as err:
         print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
         return 2
     command = "stanlib pretrain-tiny " + " ".join(argv)
     clip, record = pretrain(args.seed, args.steps, args.batch_size, args.lr, eval_every=args.eval_every,
                             storyboards=args.storyboards, motion_stills=args.motion_stills,
-                            textured=args.textured, textured_images=args.textured_images)
+                            textured=args.textured, textured_images=args.textured_images, lighting=args.lighting,
+                            clip_name=args.clip)
     record["command"] = command.strip()
     path = save_tiny(clip, record, args.out)
     print(f"zero-shot top-1 {record['zero_shot_top1']:.1f}% (textured scenes {record['zero_shot_textured']:.1f}%; "
