@@ -1,4 +1,6 @@
 """stan-tiny-v2: the larger vocabulary, lighting stills, and weights that say which tiny CLIP they are."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -85,3 +87,20 @@ def test_v2_weights_say_which_clip_they_are(tmp_path):
 def test_pretrain_tiny_cli_refuses_lighting_without_the_v2_words(capsys):
     assert tiny.cli_main(["--lighting", "0.1", "--steps", "1"]) == 2
     assert "--clip stan-tiny-v2" in capsys.readouterr().err
+
+
+def test_rotation_arrow_on_top_points_the_way_of_the_rotation():
+    rng = np.random.default_rng(0)
+    spec = synth.sample_motion_still_spec(rng, "red", "circle", "clockwise", arrow_on_top=True)
+    spec = replace(spec, cx=32.0, cy=40.0, background=(0, 0, 0), gradient=(0.0, 0.0))
+    for motion, heavier in (("clockwise", "right"), ("counterclockwise", "left")):
+        image = synth.render_motion_still(replace(spec, motion=motion)).astype(float)
+        grey = (np.abs(image - synth.CUE_GREY).max(-1) < 30)[: int(spec.cy - spec.radius)]  # above the shape
+        left, right = grey[:, :32].sum(), grey[:, 32:].sum()
+        assert grey.sum() > 20 and (right > 1.2 * left if heavier == "right" else left > 1.2 * right), motion
+    # the option changes where the arrow is drawn, nothing else: the same draws, other motions identical
+    plain = synth.synth_motion_stills(20, seed=1, twins=True)
+    top = synth.synth_motion_stills(20, seed=1, twins=True, arrow_on_top=True)
+    assert plain[1] == top[1]
+    for a, b, m in zip(plain[0], top[0], plain[2]):
+        assert np.array_equal(a, b) == ("clockwise" not in m), m

@@ -1132,6 +1132,8 @@ class MotionStillSpec:
     angle: float = 0.0
     trail: float = 0.0                 # translation: smear length, pixels
     sweep: float = 90.0                # rotation: degrees of ghost hands and of the arrow arc
+    arrow_angle: Optional[float] = None  # rotation: direction (degrees, y down) of the arrow's middle from the
+                                         # centre; None: opposite the hand (-90: above the shape)
     background: tuple[int, int, int] = (30, 30, 30)
     gradient: tuple[float, float] = (0.0, 0.0)
     corners: tuple[tuple[int, int, int], ...] = ()
@@ -1259,8 +1261,8 @@ def render_motion_still(spec: MotionStillSpec) -> np.ndarray:
             angle = spec.angle - sense * spec.sweep * (1.0 - t)
             ghosts = np.maximum(ghosts, solid(sdf(spec.cx, spec.cy, spec.radius, angle)) * (lo + (hi - lo) * t))
         canvas = _paint(_paint(canvas, (ghosts, colour)), (solid(now), colour))
-        opposite = spec.angle + 180.0
-        arrow = _arrow_sdf(X, Y, spec.cx, spec.cy, ARROW_RADIUS * spec.radius, opposite - sense * spec.sweep / 2,
+        middle = spec.angle + 180.0 if spec.arrow_angle is None else spec.arrow_angle
+        arrow = _arrow_sdf(X, Y, spec.cx, spec.cy, ARROW_RADIUS * spec.radius, middle - sense * spec.sweep / 2,
                            sense * spec.sweep, (ARROW_HEAD[0] * spec.radius, ARROW_HEAD[1] * spec.radius))
         canvas = _paint(canvas, (solid(arrow), np.full(3, CUE_GREY)))
     else:                   # three copies, opacity rising (fades in) or falling (fades out) to the right
@@ -1295,12 +1297,14 @@ def _still_extent(motion: str, r: float, trail: float) -> tuple[float, float]:
 
 
 def sample_motion_still_spec(rng: np.random.Generator, colour: str, shape: str, motion: str,
-                             size: int = 64, textured: bool = False) -> MotionStillSpec:
+                             size: int = 64, textured: bool = False, arrow_on_top: bool = False) -> MotionStillSpec:
     """A random motion still of a given colour, shape and motion whose drawing stays inside the image.
 
     The draws do not depend on the direction within the motion's pair, so a still and its
     reversed partner share every number. ``textured``: the textured world's background, noise and
     1-2 static distractors (placed off the cue where they fit) instead of a plain dark background.
+    ``arrow_on_top``: a rotation's arrow arcs over the top of the shape (its head on the right for
+    clockwise, on the left for counterclockwise) instead of opposite the hand; the draws are the same.
     """
     if colour not in COLOURS:
         raise ValueError(f"unknown colour {colour!r}; expected one of {list(COLOURS)}")
@@ -1316,7 +1320,8 @@ def sample_motion_still_spec(rng: np.random.Generator, colour: str, shape: str, 
     hx, hy = min(hx, size / 2), min(hy, size / 2)
     cx, cy = float(rng.uniform(hx, size - hx)), float(rng.uniform(hy, size - hy))
     spec = MotionStillSpec(colour=colour, shape=shape, motion=motion, rgb=rgb, cx=cx, cy=cy, radius=r,
-                           angle=angle, trail=trail, sweep=sweep, size=size)
+                           angle=angle, trail=trail, sweep=sweep, size=size,
+                           arrow_angle=-90.0 if arrow_on_top else None)
     if not textured:
         background, gradient = _random_background(rng, size)
         return replace(spec, background=background, gradient=gradient)
@@ -1351,15 +1356,16 @@ def motion_still_caption(colour: str, shape: str, motion: str, variant: int = 0,
     return f"{MOTION_STILL_SUBJECTS[subject].format(c=colour, s=shape)} {MOTION_PHRASES[motion][variant]}"
 
 
-def synth_motion_stills(n: int, seed: int = 0, size: int = 64, textured: bool = False, twins: bool = False
-                        ) -> tuple[np.ndarray, list[str], list[str]]:
+def synth_motion_stills(n: int, seed: int = 0, size: int = 64, textured: bool = False, twins: bool = False,
+                        arrow_on_top: bool = False) -> tuple[np.ndarray, list[str], list[str]]:
     """Still images that show a motion by a cue (:func:`render_motion_still`), captioned with the
     video tasks' phrases (``"a red circle moves left"``, ``"something is rotating clockwise"``).
 
     Returns ``(images uint8 (N, H, W, 3), captions, motions)``, motions balanced over :data:`MOTIONS`;
     deterministic for a seed. ``textured``: textured scenes with 1-2 distractors. ``twins``: items
     come in adjacent reversed pairs (the same spec and caption subject with the partner motion:
-    each other's hard negative); an odd ``n`` ends with one unpaired still.
+    each other's hard negative); an odd ``n`` ends with one unpaired still. ``arrow_on_top``: rotation
+    arrows over the shape (:func:`sample_motion_still_spec`).
     """
     if n < 1:
         raise ValueError(f"synth_motion_stills needs n >= 1, got {n}")
@@ -1376,7 +1382,7 @@ def synth_motion_stills(n: int, seed: int = 0, size: int = 64, textured: bool = 
     k = 0
     while k < n:
         colour, shape = _random_appearance(rng)
-        spec = sample_motion_still_spec(rng, colour, shape, motions[k], size, textured)
+        spec = sample_motion_still_spec(rng, colour, shape, motions[k], size, textured, arrow_on_top)
         variant, subject = int(rng.integers(3)), int(rng.integers(len(MOTION_STILL_SUBJECTS)))
         group = 2 if twins and k + 1 < n else 1
         for m in motions[k:k + group]:

@@ -11,7 +11,11 @@ docs/experiments.md 2.5), ``--motion-stills`` / ``--textured`` single pictures w
 motion (a smear behind a moving shape, ghost outlines, a curved arrow, a row of fading copies;
 :func:`stanlib.teaching.synth.synth_motion_stills`), captioned with the video tasks' own phrases
 ("a red circle moves left"); :func:`motion_phrase_retrieval` measures what the text tower learnt
-of them. The model is open_clip's
+of them. ``--textured-images`` adds colour x shape stills in textured scenes, ``--lighting``
+lighting stills ("the scene gets brighter", :func:`stanlib.teaching.synth.synth_lighting_stills`;
+:func:`lighting_phrases` measures them), whose words only the ``stan-tiny-v2`` vocabulary has
+(``--clip stan-tiny-v2``: the same network, :data:`stanlib.model.tokenizer.TINY_VOCAB_V2`).
+The model is open_clip's
 ``stan-tiny`` config (64 px, patch 8, width 128, 4 vision layers; word-level text tower).
 
 After pretraining the model names colour x shape combinations it has never seen as images
@@ -123,7 +127,8 @@ def _check_fractions(motion_stills: float, textured: float, textured_images: flo
 
 def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS,
                 motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
-                textured_images: float = TEXTURED_IMAGES, lighting: float = LIGHTING) -> tuple[torch.Tensor, list[str]]:
+                textured_images: float = TEXTURED_IMAGES, lighting: float = LIGHTING,
+                arrow_on_top: bool = False) -> tuple[torch.Tensor, list[str]]:
     """Fresh images + captions for one training step (a pure function of seed and step).
 
     ``round(motion_stills * batch_size)`` images are plain motion stills and ``round(textured *
@@ -131,7 +136,8 @@ def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STOR
     ``round(textured_images * batch_size)`` are colour x shape stills in textured scenes
     (:func:`~stanlib.teaching.synth.synth_textured_images`, right after the plain shapes); the rest are
     :func:`synth_images` (with ``storyboards``); ``round(lighting * batch_size)`` lighting stills
-    (:func:`~stanlib.teaching.synth.synth_lighting_stills`) come last. With all four at 0 the batch is
+    (:func:`~stanlib.teaching.synth.synth_lighting_stills`) come last; ``arrow_on_top``: rotation
+    stills draw their arrow over the shape (:func:`~stanlib.teaching.synth.sample_motion_still_spec`). With all four at 0 the batch is
     ``synth_images(batch_size)`` alone and no other generator is called.
     """
     if step >= TRAIN_SEED_STRIDE:
@@ -149,9 +155,10 @@ def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STOR
     if n_scenes > 0:
         parts.append(synth_textured_images(n_scenes, seed=data_seed)[:2])
     if n_plain > 0:
-        parts.append(synth_motion_stills(n_plain, seed=data_seed, twins=True)[:2])
+        parts.append(synth_motion_stills(n_plain, seed=data_seed, twins=True, arrow_on_top=arrow_on_top)[:2])
     if n_textured > 0:
-        parts.append(synth_motion_stills(n_textured, seed=data_seed, textured=True, twins=True)[:2])
+        parts.append(synth_motion_stills(n_textured, seed=data_seed, textured=True, twins=True,
+                                         arrow_on_top=arrow_on_top)[:2])
     if n_light > 0:
         parts.append(synth_lighting_stills(n_light, seed=data_seed)[:2])
     images = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
@@ -214,7 +221,7 @@ def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
 
 @torch.no_grad()
 def motion_phrase_retrieval(clip: torch.nn.Module, n: int = 200, cues: bool = True, textured: bool = False,
-                            batch_size: int = 256) -> dict:
+                            batch_size: int = 256, arrow_on_top: bool = False) -> dict:
     """Does the image pick its caption's motion phrase? For ``n`` held-out images captioned with a
     motion (``"the red circle is moving left"``), the caption is scored against its 10
     :func:`~stanlib.teaching.synth.motion_swaps` (the same words with each motion's phrase).
@@ -230,7 +237,8 @@ def motion_phrase_retrieval(clip: torch.nn.Module, n: int = 200, cues: bool = Tr
     if n < 1:
         raise ValueError(f"motion_phrase_retrieval needs n >= 1, got {n}")
     if cues:
-        images, captions, motions = synth_motion_stills(n, seed=HELDOUT_SEED, textured=textured)
+        images, captions, motions = synth_motion_stills(n, seed=HELDOUT_SEED, textured=textured,
+                                                        arrow_on_top=arrow_on_top)
     else:
         rng = np.random.default_rng(HELDOUT_SEED + 2)
         frames, captions, motions = [], [], []
@@ -266,10 +274,11 @@ def motion_phrase_retrieval(clip: torch.nn.Module, n: int = 200, cues: bool = Tr
     return {"top1": pct(best == true), "reversed": pct(own > other), "pair": pct(best // 2 == true // 2), "n": n}
 
 
-def motion_phrases(clip: torch.nn.Module, n: int = 200) -> dict:
+def motion_phrases(clip: torch.nn.Module, n: int = 200, arrow_on_top: bool = False) -> dict:
     """:func:`motion_phrase_retrieval` on plain and textured motion stills and on plain video frames."""
-    return {"stills": motion_phrase_retrieval(clip, n, cues=True),
-            "textured_stills": motion_phrase_retrieval(clip, n, cues=True, textured=True),
+    return {"stills": motion_phrase_retrieval(clip, n, cues=True, arrow_on_top=arrow_on_top),
+            "textured_stills": motion_phrase_retrieval(clip, n, cues=True, textured=True,
+                                                       arrow_on_top=arrow_on_top),
             "video_frames": motion_phrase_retrieval(clip, n, cues=False)}
 
 
@@ -290,7 +299,7 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
              warmup: int = 50, eval_every: int = 200, n_eval: int = 960, progress: bool = True,
              storyboards: float = STORYBOARDS, motion_stills: float = MOTION_STILLS, textured: float = TEXTURED,
              n_motion_eval: int = 200, textured_images: float = TEXTURED_IMAGES, lighting: float = LIGHTING,
-             clip_name: str = CLIP_NAME) -> tuple[torch.nn.Module, dict]:
+             clip_name: str = CLIP_NAME, arrow_on_top: bool = False) -> tuple[torch.nn.Module, dict]:
     """Pretrain ``stan-tiny`` contrastively; returns ``(clip, record)``.
 
     ``record`` holds the recipe, the zero-shot accuracy curve ``[(step, acc), ...]``, the final
@@ -326,7 +335,7 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     bar = tqdm(range(steps), desc="pretrain stan-tiny", disable=not progress)
     for step in bar:
         images, captions = train_batch(seed, step, batch_size, storyboards, motion_stills, textured, textured_images,
-                                       lighting)
+                                       lighting, arrow_on_top)
         img = F.normalize(clip.encode_image(images), dim=-1)
         txt = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
         loss = info_nce(img, txt, clip.logit_scale.exp().clamp(max=100.0)) / 2  # mean of both directions
@@ -345,11 +354,11 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
         "weight_decay": weight_decay, "warmup": warmup, "optimizer": "AdamW(0.9, 0.98, eps 1e-6), cosine, clip 1.0",
         "data": "stanlib.teaching.synth.synth_images: fresh images per step, seed = seed * 1e6 + step",
         "storyboards": storyboards, "motion_stills": motion_stills, "textured": textured,
-        "textured_images": textured_images, "lighting": lighting,
+        "textured_images": textured_images, "lighting": lighting, "arrow_on_top": arrow_on_top,
         "motion_stills_data": ("stanlib.teaching.synth.synth_motion_stills(twins=True), plain then textured, "
                                "after the synth_images part of each batch"),
         "motion_words": motion_zero_shot(clip),
-        "motion_phrases": motion_phrases(clip, n_motion_eval) if n_motion_eval > 0 else None,
+        "motion_phrases": motion_phrases(clip, n_motion_eval, arrow_on_top) if n_motion_eval > 0 else None,
         "lighting_phrases": lighting_phrases(clip, n_motion_eval, clip_name) if lighting > 0 else None,
         "zero_shot_classes": 24, "zero_shot_prompt": "a photo of a {colour} {shape}",
         "heldout": f"{n_eval} images of synth_images(seed={HELDOUT_SEED})",
@@ -416,6 +425,9 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--lighting", type=float, default=LIGHTING, metavar="F",
                     help="fraction of each batch that is a lighting still ('the scene gets brighter'; needs "
                          "--clip stan-tiny-v2)")
+    ap.add_argument("--arrow-on-top", action="store_true",
+                    help="rotation stills draw their curved arrow over the shape (head right = clockwise) instead of "
+                         "opposite the clock hand")
     ap.add_argument("--clip", default=CLIP_NAME, choices=("stan-tiny", "stan-tiny-v2"),
                     help="tiny CLIP config: stan-tiny (the shipped vocabulary) or stan-tiny-v2 (adds lighting, "
                          "scene and sprite words)")
@@ -450,7 +462,7 @@ def cli_main(argv: list[str]) -> int:
     clip, record = pretrain(args.seed, args.steps, args.batch_size, args.lr, eval_every=args.eval_every,
                             storyboards=args.storyboards, motion_stills=args.motion_stills,
                             textured=args.textured, textured_images=args.textured_images, lighting=args.lighting,
-                            clip_name=args.clip)
+                            clip_name=args.clip, arrow_on_top=args.arrow_on_top)
     record["command"] = command.strip()
     path = save_tiny(clip, record, args.out)
     print(f"zero-shot top-1 {record['zero_shot_top1']:.1f}% (textured scenes {record['zero_shot_textured']:.1f}%; "
