@@ -27,3 +27,23 @@ def test_quick_demo_writes_figures_and_meanpool_is_half(tmp_path, capsys):
 def test_tour_flag_keeps_the_model_tour(capsys):
     assert demo.cli_main(["--tour"]) == 0
     assert "params" in capsys.readouterr().out
+
+
+def test_quick_demo_with_the_class_name_head_on_a_v2_clip(tmp_path, capsys):
+    import torch
+
+    from stanlib.model.clip import create_clip
+    from stanlib.teaching.tiny import save_tiny
+
+    torch.manual_seed(0)
+    weights = save_tiny(create_clip("stan-tiny-v2"), {"clip": "stan-tiny-v2", "seed": 0}, tmp_path / "clip")
+    out = tmp_path / "demo"
+    assert demo.cli_main(["--quick", "--head", "text", "--clip", "stan-tiny-v2", "--pretrained", str(weights),
+                          "--out", str(out)]) == 0
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["recipes"]["STAN-self"]["head"] == "text"
+    assert summary["recipes"]["STAN-self"]["clip"] == "stan-tiny-v2"
+    assert summary["results"]["mean pooling"]["direction"] == 50.0
+    # a v2 weights file is refused as a stan-tiny CLIP, with the reason
+    assert demo.cli_main(["--quick", "--pretrained", str(weights), "--out", str(out)]) == 2
+    assert "holds a stan-tiny-v2 CLIP" in capsys.readouterr().out

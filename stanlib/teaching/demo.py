@@ -195,6 +195,12 @@ def cli_main(argv: list[str]) -> int:
                     help=f"mean pooling training steps (default {DEMO_MEANPOOL.steps})")
     ap.add_argument("--quick", action="store_true", help=f"a seconds-long smoke run ({QUICK_STEPS} steps, tiny data)")
     ap.add_argument("--batch-size", type=int, default=None, help=f"clips per step (default {DEMO_STAN.batch_size})")
+    ap.add_argument("--head", choices=("task", "text", "orthogonal"), default=None,
+                    help=f"recognition head (default {DEMO_STAN.head}; text: the class names' text embeddings, the "
+                         "paper's head; orthogonal: fixed orthonormal class vectors)")
+    ap.add_argument("--clip", choices=("stan-tiny", "stan-tiny-v2"), default=None,
+                    help=f"the bundled tiny CLIP to start from (default {DEMO_STAN.clip})")
+    ap.add_argument("--pretrained", default=None, help="tiny CLIP weights file instead of the bundled ones")
     ap.add_argument("--out", default="runs/demo")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -216,9 +222,13 @@ def cli_main(argv: list[str]) -> int:
         meanpool = replace(meanpool, steps=args.meanpool_steps)
     if args.batch_size is not None:
         stan, meanpool = replace(stan, batch_size=args.batch_size), replace(meanpool, batch_size=args.batch_size)
+    for field in ("head", "clip", "pretrained"):
+        if getattr(args, field) is not None:
+            change = {field: getattr(args, field)}
+            stan, meanpool = replace(stan, **change), replace(meanpool, **change)
     try:
         run_demo(args.out, stan, meanpool, seed=args.seed)
-    except FileNotFoundError as err:  # the bundled tiny CLIP is missing
+    except (FileNotFoundError, ValueError) as err:  # the tiny CLIP is missing or of another vocabulary
         print(f"stanlib demo: {err}")
         return 2
     return 0
