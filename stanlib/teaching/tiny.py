@@ -63,6 +63,7 @@ from stanlib.teaching.synth import (
     MOTION_PHRASES,
     MOTION_STILL_SUBJECTS,
     MOTIONS,
+    PAIR_NAMES,
     motion_still_caption,
     motion_swaps,
     partner,
@@ -200,8 +201,10 @@ def heldout_textured_images(n: int = 480, size: int = 64) -> tuple[torch.Tensor,
 @torch.no_grad()
 def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
     """How well the text tower knows the motion words: held-out storyboards classified among the
-    10 motion class names ("Something moves left", ...; percent), and the mean cosine between the
-    text embeddings of each class and its time-reversed partner (lower = better separated)."""
+    10 motion class names ("Something moves left", ...; percent), the cosine between the text
+    embeddings of each class and its time-reversed partner (mean and per pair; lower = better
+    separated: a frozen class-name head cannot tell a pair apart whose names embed alike) and the
+    largest cosine between classes of different pairs."""
     rng = np.random.default_rng(HELDOUT_SEED + 1)
     images, labels = [], []
     for i in range(n):
@@ -215,8 +218,14 @@ def motion_zero_shot(clip: torch.nn.Module, n: int = 400) -> dict:
     img = F.normalize(clip.encode_image(to_model_input(np.stack(images))), dim=-1)
     clip.train(was_training)
     acc = float(100.0 * ((img @ text.t()).argmax(-1).numpy() == np.asarray(labels)).mean())
-    partner_cos = float((text[0::2] * text[1::2]).sum(-1).mean())
-    return {"storyboard_top1": round(acc, 1), "partner_cosine": round(partner_cos, 3)}
+    partner = (text[0::2] * text[1::2]).sum(-1)
+    cos = text @ text.t()
+    cos.fill_diagonal_(-1.0)
+    for k in range(0, len(MOTION_CLASSES), 2):
+        cos[k, k + 1] = cos[k + 1, k] = -1.0
+    return {"storyboard_top1": round(acc, 1), "partner_cosine": round(float(partner.mean()), 3),
+            "partner_cosine_per_pair": {name: round(float(c), 3) for name, c in zip(PAIR_NAMES, partner)},
+            "other_pair_cosine_max": round(float(cos.max()), 3)}
 
 
 @torch.no_grad()
