@@ -79,5 +79,10 @@ def test_motion_words_are_unknown_to_the_shipped_tiny_clip():
     # the shipped CLIP never saw "up"/"down"... (docs/experiments.md 2.4-2.5): partner class names
     # embed close together, and storyboards of the 10 motions are classified near chance (10%)
     words = tiny.motion_zero_shot(stanlib.load_tiny(), n=100)
-    assert set(words) == {"storyboard_top1", "partner_cosine"}
+    assert set(words) == {"storyboard_top1", "partner_cosine", "partner_cosine_per_pair", "other_pair_cosine_max"}
     assert 0.6 < words["partner_cosine"] <= 1.0 and words["storyboard_top1"] < 40.0, words
+    per_pair = words["partner_cosine_per_pair"]
+    assert list(per_pair) == ["left/right", "up/down", "grow/shrink", "rotate cw/ccw", "fade in/out"]
+    assert abs(sum(per_pair.values()) / 5 - words["partner_cosine"]) < 2e-3
+    # "moves up" and "grows" embed almost like other classes: fixed class vectors for motion (TASK_HEADS)
+    assert per_pair["up/down"] > 0.9 and words["other_pair_cosine_max"] > 0.95, words
