@@ -31,7 +31,6 @@ from typing import Optional
 import torch
 
 from stanlib import assets
-from stanlib.model.clip import BUNDLED_TINY
 from stanlib.model.config import STANConfig
 from stanlib.model.stan import STANModel
 from stanlib.weights.io import load_strict
@@ -51,19 +50,27 @@ def available(root: Path = ZOO_DIR) -> list[str]:
     return sorted(f"{p.parent.parent.name}/{p.parent.name}" for p in Path(root).glob("*/*/config.json"))
 
 
-def _tiny_clip_file() -> Path:
-    return Path(BUNDLED_TINY)
+def _tiny_clip_file(clip: str = "stan-tiny") -> Path:
+    """The bundled weights of tiny CLIP ``clip`` (``stan-tiny`` or ``stan-tiny-v2``): a zoo model's base."""
+    if clip not in assets.TINY_CLIPS:
+        raise ValueError(f"zoo models are built on a bundled tiny CLIP {sorted(assets.TINY_CLIPS)}, not {clip!r}")
+    return Path(assets.TINY_CLIPS[clip])
+
+
+def _clip_of(config: dict) -> str:
+    """The CLIP config name of a ``save_pretrained`` config (nested or flat)."""
+    return config.get("model", config).get("clip", "stan-tiny")
 
 
 def _sha1(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
-def _base_tensors() -> dict[str, torch.Tensor]:
+def _base_tensors(clip: str = "stan-tiny") -> dict[str, torch.Tensor]:
     """The tiny CLIP's tensors under the names a STAN model gives them (``clip.`` prefix)."""
     from safetensors.torch import load_file
 
-    return {f"clip.{k}": v for k, v in load_file(str(_tiny_clip_file())).items()}
+    return {f"clip.{k}": v for k, v in load_file(str(_tiny_clip_file(clip))).items()}
 
 
 def pack(source: Path, dest: Path) -> dict:
@@ -76,7 +83,9 @@ def pack(source: Path, dest: Path) -> dict:
 
     source, dest = Path(source), Path(dest)
     tensors = load_file(str(source / "model.safetensors"))
-    base = _base_tensors()
+    config = json.loads((source / "config.json").read_text())
+    clip = _clip_of(config)
+    base = _base_tensors(clip)
     stored, from_base = {}, []
     for name, value in tensors.items():
         ref = base.get(name)
@@ -86,8 +95,7 @@ def pack(source: Path, dest: Path) -> dict:
             from_base.append(name)
         else:
             stored[name] = value.contiguous()
-    config = json.loads((source / "config.json").read_text())
-    config.setdefault("extra", {})["zoo"] = {"base": _sha1(_tiny_clip_file()), "from_base": sorted(from_base)}
+    config.setdefault("extra", {})["zoo"] = {"base": _sha1(_tiny_clip_file(clip)), "from_base": sorted(from_base)}
     dest.mkdir(parents=True, exist_ok=True)
     save_file(stored, str(dest / "model.safetensors"),
               metadata={"format": "pt", "stanlib_version": __version__})
@@ -122,10 +130,12 @@ def load_folder(folder: Path, device: str | torch.device = "cpu"):
     info = data.get("extra", {}).get("zoo", {})
     tensors = load_file(str(folder / "model.safetensors"))
     if info.get("from_base"):
-        if info.get("base") and _sha1(_tiny_clip_file()) != info["base"]:
+        clip = _clip_of(data)
+        if info.get("base") and _sha1(_tiny_clip_file(clip)) != info["base"]:
             raise ValueError(f"{folder}: stored against a tiny CLIP with sha1 {info['base'][:12]}, but the "
-                             f"bundled one ({_tiny_clip_file()}) differs; rebuild the zoo with `stanlib experiments zoo`")
-        base = _base_tensors()
+                             f"bundled one ({_tiny_clip_file(clip)}) differs; rebuild the zoo with "
+                             "`stanlib experiments zoo`")
+        base = _base_tensors(clip)
         tensors.update({k: base[k] for k in info["from_base"]})
     model = STANModel(STANConfig.from_dict(data, str(folder / "config.json")))
     load_strict(model, tensors, str(folder / "model.safetensors"))
