@@ -100,6 +100,7 @@ def test_wheel_holds_code_and_assets_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("stanlib/assets/__init__.py", "stanlib/assets/configs/stan-tiny.json",
                    "stanlib/assets/tiny_clip/stan-tiny.safetensors", "stanlib/assets/tiny_clip/config.json",
+                   "stanlib/assets/tiny_clip_v2/stan-tiny-v2.safetensors", "stanlib/assets/configs/stan-tiny-v2.json",
                    "stanlib/assets/zoo/motion/stan-self/config.json", "stanlib/assets/zoo/motion/stan-self/model.safetensors",
                    "stanlib/assets/videos/index.json", "stanlib/assets/videos/402.mp4", "stanlib/teaching/synth.py"):
         assert needed in names, f"{needed} is not in {wheel.name}: check [tool.setuptools.package-data]"
