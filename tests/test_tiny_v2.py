@@ -72,6 +72,7 @@ def test_v2_weights_say_which_clip_they_are(tmp_path):
     clip = create_clip("stan-tiny-v2")
     path = tiny.save_tiny(clip, {"clip": "stan-tiny-v2", "seed": 0}, tmp_path)
     assert path.name == "stan-tiny-v2.safetensors" and tiny_clip_name(path) == "stan-tiny-v2"
+    assert tiny.weights_file(tmp_path) == path and tiny.weights_file(None) == stanlib.assets.TINY_CLIP
     loaded = tiny.load_tiny(tmp_path)  # the folder: finds the file and builds the right config
     assert all(torch.equal(a, b) for a, b in zip(clip.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(ValueError, match="holds a stan-tiny-v2 CLIP.*build it as 'stan-tiny-v2'"):

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from stanlib import assets
 from stanlib.data.transforms import CLIP_MEAN, CLIP_STD
 from stanlib.engine.losses import info_nce
 from stanlib.engine.optim import Stepper, build_optimizer, warmup_cosine
@@ -138,7 +139,8 @@ def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STOR
     (:func:`~stanlib.teaching.synth.synth_textured_images`, right after the plain shapes); the rest are
     :func:`synth_images` (with ``storyboards``); ``round(lighting * batch_size)`` lighting stills
     (:func:`~stanlib.teaching.synth.synth_lighting_stills`) come last; ``arrow_on_top``: rotation
-    stills draw their arrow over the shape (:func:`~stanlib.teaching.synth.sample_motion_still_spec`). With all four at 0 the batch is
+    stills draw their arrow over the shape (:func:`~stanlib.teaching.synth.sample_motion_still_spec`).
+    With all four fractions at 0 the batch is
     ``synth_images(batch_size)`` alone and no other generator is called.
     """
     if step >= TRAIN_SEED_STRIDE:
@@ -395,19 +397,25 @@ def save_tiny(clip: torch.nn.Module, record: dict, out: str | Path) -> Path:
     return out / f"{name}.safetensors"
 
 
+def weights_file(path: Optional[str | Path] = None) -> Path:
+    """The weights file of a tiny CLIP: ``path`` itself, the one ``stan-tiny*.safetensors`` in a folder,
+    or the shipped ``stan-tiny`` (``None``)."""
+    if path is None:
+        return Path(BUNDLED_TINY)
+    file = Path(path)
+    if file.is_dir():
+        found = sorted(file.glob("stan-tiny*.safetensors"))
+        file = found[0] if len(found) == 1 else file / WEIGHTS_NAME
+    return file
+
+
 def load_tiny(path: Optional[str | Path] = None) -> torch.nn.Module:
     """The tiny teaching CLIP (an ``open_clip.CLIP``, eval mode): the shipped weights by default.
 
     ``path``: a ``stan-tiny.safetensors`` file or the folder holding it (e.g. ``runs/tiny_clip``).
     For a video model on top of it use ``stanlib.create_model("stan-tiny", pretrained="bundled")``.
     """
-    if path is None:
-        file = BUNDLED_TINY
-    else:
-        file = Path(path)
-        if file.is_dir():
-            found = sorted(file.glob("stan-tiny*.safetensors"))
-            file = found[0] if len(found) == 1 else file / WEIGHTS_NAME
+    file = weights_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"tiny CLIP weights not found at {file}; create them with "
                                 f"`stanlib pretrain-tiny --out {file.parent}`")
@@ -445,19 +453,24 @@ def cli_main(argv: list[str]) -> int:
                     help="output folder (the shipped model lives in stanlib/assets/tiny_clip)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--evaluate", metavar="WEIGHTS", help="only measure the zero-shot accuracy of a weights file "
-                                                          "or folder ('bundled' = the shipped one)")
+                                                          "or folder ('bundled' = the shipped stan-tiny, "
+                                                          "'stan-tiny-v2' = the shipped version 2)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.evaluate:
         try:
-            clip = load_tiny(None if args.evaluate == "bundled" else args.evaluate)
+            named = None if args.evaluate == "bundled" else assets.TINY_CLIPS.get(args.evaluate, args.evaluate)
+            file = weights_file(named)
+            clip = load_tiny(file)
         except (FileNotFoundError, KeyError, ValueError) as err:
             print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
             return 2
         print(f"zero-shot top-1 on 960 held-out images (24 classes): {zero_shot_accuracy(clip):.1f}%; "
               f"on 480 textured scenes: {zero_shot_accuracy(clip, *heldout_textured_images()):.1f}%; "
               f"motion words: {motion_zero_shot(clip)}; motion phrases: {motion_phrases(clip)}")
+        if not get_tokenizer(tiny_clip_name(file)).unknown(["the scene gets brighter"]):
+            print(f"lighting phrases: {lighting_phrases(clip)}")
         return 0
     try:
         _check_fractions(args.motion_stills, args.textured, args.textured_images, args.lighting)
