@@ -138,10 +138,13 @@ def test_readme_five_line_example_runs(monkeypatch, tmp_path):
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README example", "exec"), {})
     printed = out.getvalue().splitlines()
-    assert printed[0].startswith("tensor([") and len(printed) == 2
-    fades_out, fades_in = (float(x) for x in re.findall(r"-?\d\.\d+", printed[0]))
-    assert fades_out > fades_in  # free text: the captions model tells the clip from its reversal
-    assert re.match(r"\[\('Something fades out', 0\.\d+\), \('", printed[1])
+    assert len(printed) == 2 and all(line.startswith("tensor([") for line in printed)
+    for line in printed:  # free text, then words it was not trained with: the clip over its reversal
+        fades_out, fades_in = (float(x) for x in re.findall(r"-?\d\.\d+", line))
+        assert fades_out > fades_in + 0.1, line
+    shown = re.search(r"prints .*?```\n(.*?)```", readme, re.S).group(1).strip().splitlines()
+    numbers = lambda lines: [float(x) for line in lines for x in re.findall(r"-?\d\.\d+", line)]  # noqa: E731
+    assert numbers(shown) == pytest.approx(numbers(printed), abs=2e-3), "the README shows what the example prints"
 
 
 def test_bundled_tiny_model_is_trained():

@@ -10,12 +10,15 @@ from stanlib.teaching.experiments import RESULTS_DIR
 
 
 def test_every_zoo_model_is_shipped_with_its_record():
-    expected = sorted(f"{task}/{row}" for task, rows in zoo.ZOO_MODELS.items() for row in rows)
+    expected = sorted([f"{task}/{row}" for task, rows in zoo.ZOO_MODELS.items() for row in rows]
+                      + list(zoo.PAPER_MODELS))
     assert zoo.available() == expected
     for name in expected:
         info = zoo.info(name)
-        task, row = name.split("/")
+        task, row = zoo.PAPER_MODELS[name][:2] if name in zoo.PAPER_MODELS else name.split("/")
         assert (info["task"], info["row"], info["seed"]) == (task, row, 0)
+        for field, value in (zoo.PAPER_MODELS[name][2] if name in zoo.PAPER_MODELS else {}).items():
+            assert info["recipe"][field] == value, (name, field)
         assert info["recipe"]["steps"] > 0 and info["held_out"] and info["classes"]
         assert (RESULTS_DIR / "results" / info["result_file"]).is_file(), f"{name}: its run's result file is missing"
 

@@ -1,14 +1,15 @@
 """Inference on your own videos: "video + text -> score" and "video + class names -> class".
 
-The five lines (the README's example: a bundled clip and two models of the teaching zoo, all
+The five lines (the README's example: a bundled clip and a model of the teaching zoo, both
 shipped inside the package (:mod:`stanlib.assets`, :mod:`stanlib.weights.zoo`), so they run from any
-folder; the captions model scores free text, the motion model names its own classes)::
+folder; the model is the paper's recognition recipe on ``stan-tiny-v2``, whose text tower knows the
+motion words, so it scores free text, also in words it was not trained with)::
 
     import stanlib
     video = stanlib.assets.video("402")                              # a bundled clip: a yellow cross fading out
-    captions = stanlib.Predictor("zoo:captions/stan-self")           # tiny STAN-self trained on synthetic captions
-    print(captions.similarity(video, ["a yellow cross fades out", "a yellow cross fades in"]))
-    print(stanlib.Predictor("zoo:motion/stan-self").classify(video, topk=2))   # its own 10 motion classes
+    model = stanlib.Predictor("zoo:motion/stan-self-v2")             # tiny STAN-self, the paper's class-name head
+    print(model.similarity(video, ["a yellow cross fades out", "a yellow cross fades in"]))
+    print(model.similarity(video, ["the cross disappears", "the cross appears"]))   # words it was not trained on
 
 :class:`Predictor` applies the model's own test recipe, with the data pipeline's functions:
 decode (:func:`stanlib.data.video.open_video`), TSN test sampling of ``model.config.num_frames``

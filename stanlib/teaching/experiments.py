@@ -1043,6 +1043,9 @@ def _zoo_main(args) -> int:
     for task, rows in zoo.ZOO_MODELS.items():
         run_sweep([task], list(rows), [0], {task: task_recipe(task)}, Path(args.out), device=args.device,
                   save_models=Path(args.models))
+    for task, row, changes in zoo.PAPER_MODELS.values():
+        run_sweep([task], [row], [0], {task: replace(task_recipe(task), **changes)}, Path(args.out),
+                  device=args.device, save_models=Path(args.models) / zoo.PAPER_SOURCE)
     root = Path(args.zoo) if args.zoo else zoo.ZOO_DIR
     for name, stats in zoo.build(Path(args.models), root):
         print(f"zoo:{name}: {stats['stored']} tensors stored, {stats['from_base']} from the tiny CLIP, "

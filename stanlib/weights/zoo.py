@@ -1,10 +1,11 @@
 """The teaching zoo: the trained tiny models the course shows, loaded by name.
 
-Every model is one ``stanlib experiments`` run of the default recipe (seed 0) on a synthetic task,
-stored compactly next to the code (``stanlib/assets/zoo/<task>/<row>/``):
+Every model is one ``stanlib experiments`` run of the default recipe (seed 0) on a synthetic task
+(:data:`ZOO_MODELS`; :data:`PAPER_MODELS`: the paper's own recipe on ``stan-tiny-v2``, e.g.
+``motion/stan-self-v2``), stored compactly next to the code (``stanlib/assets/zoo/<task>/<row>/``):
 
 * floating tensors in fp16 (half the bytes of fp32);
-* tensors equal to the bundled tiny CLIP's (after fp16 rounding) are **not stored again**: a
+* tensors equal to the bundled tiny CLIP's it was trained on (after fp16 rounding) are **not stored again**: a
   recognition model's frozen text tower, for example, is the tiny CLIP's text tower. On loading they
   come back from the tiny CLIP file in fp32;
 * ``config.json`` is an ordinary :func:`stanlib.from_pretrained` config whose ``extra`` records the
@@ -43,6 +44,12 @@ ZOO_MODELS: dict[str, tuple[str, ...]] = {
     "appearance": ("meanpool", "stan-self"),
     "captions": ("meanpool", "stan-self"),
 }
+# The paper's own method on version 2 of the tiny CLIP (stan-tiny-v2, which learnt the motion words from
+# stills): name -> (task, row, changes to the task's default recipe). Built from ``--save-models DIR/paper``.
+PAPER_MODELS: dict[str, tuple[str, str, dict]] = {
+    "motion/stan-self-v2": ("motion", "stan-self", {"clip": "stan-tiny-v2", "head": "text"}),
+}
+PAPER_SOURCE = "paper"  # their runs' saved models: DIR/paper/<task>/<row>/seed0
 
 
 def available(root: Path = ZOO_DIR) -> list[str]:
@@ -161,4 +168,11 @@ def build(source: Path, root: Path = ZOO_DIR, names: Optional[list[str]] = None)
                 raise FileNotFoundError(f"{src}: no saved model; run `stanlib experiments run --tasks {task} "
                                         f"--rows {row} --seeds 0 --save-models {source}` first")
             out.append((name, pack(src, Path(root) / task / row)))
+    for name, (task, row, _) in PAPER_MODELS.items():
+        if names is not None and name not in names:
+            continue
+        src = Path(source) / PAPER_SOURCE / task / row / "seed0"
+        if not (src / "config.json").is_file():
+            raise FileNotFoundError(f"{src}: no saved model; run `stanlib experiments zoo` (it trains the missing ones)")
+        out.append((name, pack(src, Path(root) / name)))
     return out
