@@ -106,8 +106,9 @@ def create_clip(name: str = "ViT-B-32", pretrained: Optional[str] = None,
         file = assets.TINY_CLIPS[name]
         if not file.is_file():
             raise FileNotFoundError(f"bundled tiny CLIP not found at {file}: this stanlib installation is "
-                                    f"incomplete (reinstall stanlib), or create the weights with `stanlib pretrain-tiny "
-                                    f"--clip {name} --out DIR` and pass pretrained='DIR/{name}.safetensors'")
+                                    "incomplete (reinstall stanlib), or create the weights with "
+                                    f"`stanlib pretrain-tiny --clip {name} --out DIR` and pass "
+                                    f"pretrained='DIR/{name}.safetensors'")
         pretrained = str(file)
     if name.startswith("stan-tiny") and pretrained is not None and str(pretrained).endswith(".safetensors"):
         trained_as = tiny_clip_name(pretrained)

@@ -923,8 +923,8 @@ def _parser() -> argparse.ArgumentParser:
                       ("n-test", int), ("lr", float), ("lr-mult", float), ("pretrained", str)):
         run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
     run.add_argument("--clip", default=None, choices=sorted(assets.TINY_CLIPS),
-                     help="tiny CLIP config (default stan-tiny; stan-tiny-v2 with --pretrained DIR/stan-tiny-v2.safetensors "
-                          "or its bundled weights)")
+                     help="tiny CLIP config (default stan-tiny; stan-tiny-v2 with its bundled weights or "
+                          "--pretrained DIR/stan-tiny-v2.safetensors)")
     run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
     run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")

@@ -62,7 +62,6 @@ import argparse
 import csv
 import json
 import math
-import shutil
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path

@@ -173,6 +173,7 @@ def build(source: Path, root: Path = ZOO_DIR, names: Optional[list[str]] = None)
             continue
         src = Path(source) / PAPER_SOURCE / task / row / "seed0"
         if not (src / "config.json").is_file():
-            raise FileNotFoundError(f"{src}: no saved model; run `stanlib experiments zoo` (it trains the missing ones)")
+            raise FileNotFoundError(f"{src}: no saved model; run `stanlib experiments zoo` (it trains the missing "
+                                    "ones)")
         out.append((name, pack(src, Path(root) / name)))
     return out
