@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from stanlib import assets
 from stanlib.teaching.experiments import Recipe, TaskData, build_model, load_task, resolve_head, summary, train_model
 
 # The demo recipe: the experiments' recipe (K=4, CLIP fine-tuned at 5e-4, branch at 5e-3, twin
@@ -198,7 +199,7 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--head", choices=("task", "text", "orthogonal"), default=None,
                     help=f"recognition head (default {DEMO_STAN.head}; text: the class names' text embeddings, the "
                          "paper's head; orthogonal: fixed orthonormal class vectors)")
-    ap.add_argument("--clip", choices=("stan-tiny", "stan-tiny-v2"), default=None,
+    ap.add_argument("--clip", choices=sorted(assets.TINY_CLIPS), default=None,
                     help=f"the bundled tiny CLIP to start from (default {DEMO_STAN.clip})")
     ap.add_argument("--pretrained", default=None, help="tiny CLIP weights file instead of the bundled ones")
     ap.add_argument("--out", default="runs/demo")

@@ -60,11 +60,14 @@ from stanlib.model.clip import BUNDLED_TINY, create_clip, tiny_clip_name
 from stanlib.model.tokenizer import get_tokenizer
 from stanlib.teaching.synth import (
     APPEARANCE_PAIRS,
+    LIGHTING_PHRASES,
+    LIGHTING_SUBJECTS,
     MOTION_CLASSES,
     MOTION_PHRASES,
     MOTION_STILL_SUBJECTS,
     MOTIONS,
     PAIR_NAMES,
+    lighting_caption,
     motion_still_caption,
     motion_swaps,
     partner,
@@ -125,6 +128,17 @@ def _check_fractions(motion_stills: float, textured: float, textured_images: flo
     if sum(parts.values()) > 1.0:
         raise ValueError(f"{' + '.join(parts)} is at most 1 (the rest are captioned shapes), "
                          f"got {' + '.join(str(v) for v in parts.values())}")
+
+
+def _check_lighting_words(lighting: float, clip_name: str) -> None:
+    """Lighting stills are captioned with words only some tiny CLIPs have: refuse the others."""
+    if lighting <= 0:
+        return
+    captions = [lighting_caption(m, v, s) for m in LIGHTING_PHRASES for v in range(len(LIGHTING_PHRASES[m]))
+                for s in range(len(LIGHTING_SUBJECTS))]
+    unknown = get_tokenizer(clip_name).unknown(captions)
+    if unknown:
+        raise ValueError(f"lighting stills need --clip stan-tiny-v2: {clip_name} does not know {unknown}")
 
 
 def train_batch(seed: int, step: int, batch_size: int, storyboards: float = STORYBOARDS,
@@ -327,10 +341,8 @@ def pretrain(seed: int = 0, steps: int = 3000, batch_size: int = 64, lr: float =
     if steps < 1 or batch_size < 2:
         raise ValueError(f"need steps >= 1 and batch_size >= 2, got steps={steps}, batch_size={batch_size}")
     _check_fractions(motion_stills, textured, textured_images, lighting)
+    _check_lighting_words(lighting, clip_name)
     tokenizer = get_tokenizer(clip_name)
-    if lighting > 0 and tokenizer.unknown(["the scene gets brighter", "it gets darker"]):
-        raise ValueError(f"lighting stills need the words of stan-tiny-v2; {clip_name} does not know "
-                         f"{tokenizer.unknown(['the scene gets brighter', 'it gets darker'])}")
     torch.manual_seed(seed)
     clip = create_clip(clip_name)  # random init; open_clip's learnable logit scale starts at 1/0.07
     # the training engine's groups (no decay on norms, biases, embeddings, the logit scale), eps 1e-6,
@@ -445,7 +457,7 @@ def cli_main(argv: list[str]) -> int:
     ap.add_argument("--arrow-on-top", action="store_true",
                     help="rotation stills draw their curved arrow over the shape (head right = clockwise) instead of "
                          "opposite the clock hand")
-    ap.add_argument("--clip", default=CLIP_NAME, choices=("stan-tiny", "stan-tiny-v2"),
+    ap.add_argument("--clip", default=CLIP_NAME, choices=sorted(assets.TINY_CLIPS),
                     help="tiny CLIP config: stan-tiny (the shipped vocabulary) or stan-tiny-v2 (adds lighting, "
                          "scene and sprite words)")
     ap.add_argument("--eval-every", type=int, default=200, help="steps between zero-shot evaluations")
@@ -474,9 +486,7 @@ def cli_main(argv: list[str]) -> int:
         return 0
     try:
         _check_fractions(args.motion_stills, args.textured, args.textured_images, args.lighting)
-        if args.lighting > 0 and args.clip == "stan-tiny":
-            raise ValueError("--lighting needs --clip stan-tiny-v2 (stan-tiny does not know 'gets', 'brighter', "
-                             "'darker')")
+        _check_lighting_words(args.lighting, args.clip)
     except ValueError as err:
         print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
         return 2
