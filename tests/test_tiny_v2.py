@@ -84,6 +84,10 @@ def test_v2_weights_say_which_clip_they_are(tmp_path):
     assert experiments.build_model("stan-self", recipe).tokenizer.unknown(["it gets brighter"]) == []
     assert recipe.key("motion") != experiments.Recipe(pretrained=str(path)).key("motion")
     assert tiny_clip_name(stanlib.assets.TINY_CLIP) == "stan-tiny"
+    # `pretrain-tiny --evaluate` draws the rotation cue the record says the model was trained on
+    assert tiny.training_record(path) == {"clip": "stan-tiny-v2", "seed": 0}
+    assert tiny.training_record(stanlib.assets.TINY_CLIP_V2)["arrow_on_top"] is True
+    assert tiny.training_record(tmp_path / "elsewhere" / "x.safetensors") == {}
 
 
 def test_pretrain_tiny_cli_refuses_lighting_without_the_v2_words(capsys):

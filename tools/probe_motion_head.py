@@ -53,7 +53,7 @@ if os.environ.get("RANDOM_ANGLE"):  # the world before the clock start: rotation
             spec = replace(spec, angle=draw)
         return spec
     synth.sample_spec = _random_angle
-recipe = replace(DEMO_STAN, steps=steps, head="text")  # MODE decides the class vectors
+recipe = replace(DEMO_STAN, steps=steps, head="text", clip="stan-tiny")  # MODE decides the class vectors
 for kv in os.environ.get("RECIPE", "").split():
     k, v = kv.split("="); recipe = replace(recipe, **{k: type(getattr(recipe, k))(v)}); tag += f"_{k}{v}"
 r = E.run_one("motion", os.environ.get("ROW", "stan-self"), seed, recipe, out_dir=f"runs/probe/{tag}", progress=False)

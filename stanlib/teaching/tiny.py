@@ -421,6 +421,12 @@ def weights_file(path: Optional[str | Path] = None) -> Path:
     return file
 
 
+def training_record(path: str | Path) -> dict:
+    """The ``config.json`` :func:`save_tiny` wrote beside a weights file (``{}`` when there is none)."""
+    record = Path(path).parent / "config.json"
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
 def load_tiny(path: Optional[str | Path] = None) -> torch.nn.Module:
     """The tiny teaching CLIP (an ``open_clip.CLIP``, eval mode): the shipped weights by default.
 
@@ -478,9 +484,11 @@ def cli_main(argv: list[str]) -> int:
         except (FileNotFoundError, KeyError, ValueError) as err:
             print(f"stanlib pretrain-tiny: {err}", file=sys.stderr)
             return 2
+        arrow_on_top = bool(training_record(file).get("arrow_on_top"))  # draw the cues it learnt to read
         print(f"zero-shot top-1 on 960 held-out images (24 classes): {zero_shot_accuracy(clip):.1f}%; "
               f"on 480 textured scenes: {zero_shot_accuracy(clip, *heldout_textured_images()):.1f}%; "
-              f"motion words: {motion_zero_shot(clip)}; motion phrases: {motion_phrases(clip)}")
+              f"motion words: {motion_zero_shot(clip)}; "
+              f"motion phrases (arrow on top: {arrow_on_top}): {motion_phrases(clip, arrow_on_top=arrow_on_top)}")
         if not get_tokenizer(tiny_clip_name(file)).unknown(["the scene gets brighter"]):
             print(f"lighting phrases: {lighting_phrases(clip)}")
         return 0
