@@ -73,3 +73,24 @@ def test_order_blind_rows_sit_exactly_at_chance():
         assert r["metrics"]["direction"] == pytest.approx(50.0)
     for r in runs.get(("captions", "meanpool"), []):
         assert r["metrics"]["twin"] == pytest.approx(50.0)
+
+
+def test_paper_method_runs_are_records_of_the_v2_clip_and_mean_pooling_is_order_blind():
+    """docs/results/paper-method: every run starts from stan-tiny-v2 with the paper's head / loss, and mean
+    pooling sits exactly at 50% there too (motion direction, captions twin, textured-world direction)."""
+    folder = REPO / "docs" / "results" / "paper-method"
+    runs = load_results(folder)
+    presets = [json.loads(f.read_text()) for f in sorted((folder / "preset-results").glob("*.json"))]
+    assert runs and presets
+    for r in runs:
+        assert r["recipe"]["clip"] == "stan-tiny-v2"
+        if r["task"] == "motion":
+            assert r["recipe"]["head"] == "text"
+        if r["task"] == "captions":  # plain symmetric InfoNCE
+            assert not r["recipe"]["verb_negatives"] and r["recipe"]["verb_anchors"] == 0
+        if r["row"] == "meanpool" and r["task"] != "appearance":
+            assert r["metrics"]["direction" if r["task"] == "motion" else "twin"] == pytest.approx(50.0)
+    for r in presets:
+        assert r["config"]["model"]["clip"] == "stan-tiny-v2" and r["config"]["head"] == "text"
+        if r["row"] == "meanpool":
+            assert r["metrics"]["direction"] == 50.0

@@ -9,24 +9,32 @@
   runs in ``docs/results/preset-results/`` (``stanlib experiments run --preset ...``) on the bundled motion
   set and on the textured world.
 
+* ``paper-method`` / ``paper-method-demo``: the runs of ``docs/results/paper-method/`` (``stan-tiny-v2`` with the
+  paper's class-name head and plain InfoNCE; docs/experiments.md 2.9).
+
 ``tests/test_results.py`` checks that README.md (and docs/experiments.md, for the preset tables) hold exactly
 these tables.
 """
 import argparse
+import json
 import re
 from pathlib import Path
 
-from stanlib.teaching.experiments import (ABLATION_ROWS, LEVEL_ROWS, MAIN_ROWS, RESULTS_DIR, STRUCTURE_ROWS, default_results,
-                                 load_preset_results, load_results, preset_table, results_table, teaching_table)
+import numpy as np
+
+from stanlib.teaching.experiments import (ABLATION_ROWS, LEVEL_ROWS, MAIN_ROWS, RESULTS_DIR, ROWS, STRUCTURE_ROWS,
+                                          _mean_std, _short_pair, default_results, load_preset_results, load_results,
+                                          preset_table, results_table, teaching_table)
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs" / "experiments.md"            # holds the preset blocks too
 PRESET_RESULTS = REPO / "docs" / "results"          # holds preset-results/
+PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # stan-tiny-v2 + the paper's heads and loss
 
 
 README_BLOCKS = ("teaching-table", "preset-table", "textured-table")
-DOCS_BLOCKS = ("committed-results", "preset-table", "textured-table")
+DOCS_BLOCKS = ("committed-results", "preset-table", "textured-table", "paper-method", "paper-method-demo")
 
 
 def _block(name: str) -> re.Pattern:
@@ -51,6 +59,64 @@ def committed_results(results: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
+PAPER_TASKS = {"motion": "motion, class-name head", "appearance": "appearance, class-name head",
+               "captions": "captions, plain InfoNCE"}
+
+
+def _paper_line(title: str, rs: list[dict]) -> str:
+    """One row of the paper-method table: the task's headline metric(s) over seeds, per seed, per pair."""
+    m = [r["metrics"] for r in rs]
+    if "t2v" in m[0]:  # captions
+        result = (f"t2v R@1 {_mean_std([x['t2v']['R@1'] for x in m])}, v2t R@1 {_mean_std([x['v2t']['R@1'] for x in m])}"
+                  f", twin {_mean_std([x['twin'] for x in m])}")
+        seeds = ", ".join(f"{x['t2v']['R@1']:.1f}" for x in m)
+        detail = "top-1 errors: " + ", ".join(f"{k} {np.mean([x['top1_errors'][k] for x in m]):.1f}"
+                                               for k in m[0]["top1_errors"])
+    elif "direction" in m[0]:  # motion: direction against the reversal, per pair
+        result = f"direction {_mean_std([x['direction'] for x in m])}, top-1 {_mean_std([x['top1'] for x in m])}"
+        seeds = ", ".join(f"{x['direction']:.1f}" for x in m)
+        detail = ", ".join(f"{_short_pair(p)} {np.mean([x['per_pair'][p]['direction'] for x in m]):.0f}"
+                           for p in m[0]["per_pair"])
+    else:  # appearance
+        result = f"top-1 {_mean_std([x['top1'] for x in m])}"
+        seeds, detail = ", ".join(f"{x['top1']:.1f}" for x in m), "-"
+    train = np.mean([r["train_seconds"] for r in rs])
+    return f"| {title} | {ROWS[rs[0]['row']][0]} | {len(rs)} | {result} | {seeds} | {detail} | {train:.0f} |"
+
+
+def paper_method(folder: Path = PAPER_METHOD) -> str:
+    """docs/experiments.md 2.9: every run in ``folder`` (``results/`` from ``stanlib experiments run --clip
+    stan-tiny-v2 ...``, ``preset-results/`` from ``stanlib experiments run --preset ...``), one row per task and
+    model, mean ± std over seeds (sample std)."""
+    lines = ["| task (paper's method) | model | seeds | result (mean ± std) | per seed | per pair (mean) | train s |",
+             "|---|---|---|---|---|---|---|"]
+    order = {row: k for k, row in enumerate(("stan-self", "meanpool"))}
+    runs = sorted(load_results(folder), key=lambda r: (list(PAPER_TASKS).index(r["task"]), order[r["row"]], r["seed"]))
+    presets = sorted(load_preset_results(folder), key=lambda r: (r["task"], order[r["row"]], r["seed"]))
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((PAPER_TASKS[r["task"]], r["row"]), []).append(r)
+    for r in presets:
+        world = r["task"].split("@", 1)[1]
+        groups.setdefault((f"`{world}` world, `stanlib train --preset {r['preset']}`, class-name head", r["row"]),
+                          []).append(r)
+    return "\n".join(lines + [_paper_line(title, rs) for (title, _), rs in groups.items()])
+
+
+def paper_method_demo(folder: Path = PAPER_METHOD / "demo") -> str:
+    """docs/experiments.md 2.9: the ``stanlib demo`` runs (``seedS.json``: 1 thread beside another run;
+    ``seedS_2threads.json``: 2 threads on the quiet machine)."""
+    lines = ["| seed | threads | wall min | CPU s | STAN-self direction | per pair | mean pooling direction |",
+             "|---|---|---|---|---|---|---|"]
+    for f in sorted(folder.glob("seed*.json"), key=lambda f: (json.loads(f.read_text())["torch_threads"], f.name)):
+        d = json.loads(f.read_text())
+        stan, meanpool = d["results"]["STAN-self"], d["results"]["mean pooling"]
+        pairs = ", ".join(f"{p} {v['direction']:.0f}" for p, v in stan["per_pair"].items())
+        lines.append(f"| {d['seed']} | {d['torch_threads']} | {d['wall_time_s'] / 60:.1f} | {d['cpu_time_s']:.0f} "
+                     f"| {stan['direction']:.1f} | {pairs} | {meanpool['direction']:.1f} |")
+    return "\n".join(lines)
+
+
 def tables() -> dict[str, str]:
     """Every generated block: marker name -> markdown."""
     presets = load_preset_results(PRESET_RESULTS)
@@ -59,6 +125,8 @@ def tables() -> dict[str, str]:
         "teaching-table": teaching_table(load_results(RESULTS_DIR)),
         "preset-table": preset_table([r for r in presets if r["task"] == "tiny-motion"]),
         "textured-table": preset_table([r for r in presets if r["task"].startswith("tiny-motion@textured")]),
+        "paper-method": paper_method(),
+        "paper-method-demo": paper_method_demo(),
     }
 
 
