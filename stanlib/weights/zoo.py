@@ -48,6 +48,8 @@ ZOO_MODELS: dict[str, tuple[str, ...]] = {
 # stills): name -> (task, row, changes to the task's default recipe). Built from ``--save-models DIR/paper``.
 PAPER_MODELS: dict[str, tuple[str, str, dict]] = {
     "motion/stan-self-v2": ("motion", "stan-self", {"clip": "stan-tiny-v2", "head": "text"}),
+    "captions/stan-self-v2": ("captions", "stan-self",
+                              {"clip": "stan-tiny-v2", "verb_negatives": False, "verb_anchors": 0.0}),
 }
 PAPER_SOURCE = "paper"  # their runs' saved models: DIR/paper/<task>/<row>/seed0
 
