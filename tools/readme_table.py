@@ -90,7 +90,8 @@ def paper_method(folder: Path = PAPER_METHOD) -> str:
     model, mean ± std over seeds (sample std)."""
     lines = ["| task (paper's method) | model | seeds | result (mean ± std) | per seed | per pair (mean) | train s |",
              "|---|---|---|---|---|---|---|"]
-    order = {row: k for k, row in enumerate(("stan-self", "meanpool"))}
+    first = ["stan-self", "meanpool"]
+    order = {row: k for k, row in enumerate(first + [row for row in ROWS if row not in first])}
     runs = sorted(load_results(folder), key=lambda r: (list(PAPER_TASKS).index(r["task"]), order[r["row"]], r["seed"]))
     presets = sorted(load_preset_results(folder), key=lambda r: (r["task"], order[r["row"]], r["seed"]))
     groups: dict[tuple[str, str], list[dict]] = {}
