@@ -77,7 +77,7 @@ def test_order_blind_rows_sit_exactly_at_chance():
 
 def test_paper_method_runs_are_records_of_the_v2_clip_and_mean_pooling_is_order_blind():
     """docs/results/paper-method: every run starts from stan-tiny-v2 with the paper's head / loss, and mean
-    pooling sits exactly at 50% there too (motion direction, captions twin, textured-world direction)."""
+    pooling sits exactly at 50% there too (motion direction, captions twin; near 50 on the lossy textured world)."""
     folder = REPO / "docs" / "results" / "paper-method"
     runs = load_results(folder)
     presets = [json.loads(f.read_text()) for f in sorted((folder / "preset-results").glob("*.json"))]
@@ -92,5 +92,5 @@ def test_paper_method_runs_are_records_of_the_v2_clip_and_mean_pooling_is_order_
             assert r["metrics"]["direction" if r["task"] == "motion" else "twin"] == pytest.approx(50.0)
     for r in presets:
         assert r["config"]["model"]["clip"] == "stan-tiny-v2" and r["config"]["head"] == "text"
-        if r["row"] == "meanpool":
-            assert r["metrics"]["direction"] == 50.0
+        if r["row"] == "meanpool":  # the textured world's files are lossy h264: a decoded twin is a near-reversal
+            assert abs(r["metrics"]["direction"] - 50.0) <= 5.0

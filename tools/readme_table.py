@@ -93,14 +93,15 @@ def paper_method(folder: Path = PAPER_METHOD) -> str:
     first = ["stan-self", "meanpool"]
     order = {row: k for k, row in enumerate(first + [row for row in ROWS if row not in first])}
     runs = sorted(load_results(folder), key=lambda r: (list(PAPER_TASKS).index(r["task"]), order[r["row"]], r["seed"]))
-    presets = sorted(load_preset_results(folder), key=lambda r: (r["task"], order[r["row"]], r["seed"]))
+    presets = sorted(load_preset_results(folder),
+                     key=lambda r: (r["task"], r["config"]["epochs"], order[r["row"]], r["seed"]))
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((PAPER_TASKS[r["task"]], r["row"]), []).append(r)
     for r in presets:
         world = r["task"].split("@", 1)[1]
-        groups.setdefault((f"`{world}` world, `stanlib train --preset {r['preset']}`, class-name head", r["row"]),
-                          []).append(r)
+        title = f"`{world}` world, `stanlib train --preset {r['preset']}`, {r['config']['epochs']} epochs, class-name head"
+        groups.setdefault((title, r["row"]), []).append(r)
     return "\n".join(lines + [_paper_line(title, rs) for (title, _), rs in groups.items()])
 
 
