@@ -110,8 +110,8 @@ def paper_method_demo(folder: Path = PAPER_METHOD / "demo") -> str:
     ``seedS_2threads.json``: 2 threads on the quiet machine)."""
     lines = ["| seed | threads | wall min | CPU s | STAN-self direction | per pair | mean pooling direction |",
              "|---|---|---|---|---|---|---|"]
-    for f in sorted(folder.glob("seed*.json"), key=lambda f: (json.loads(f.read_text())["torch_threads"], f.name)):
-        d = json.loads(f.read_text())
+    runs = [json.loads(f.read_text()) for f in sorted(folder.glob("seed*.json"))]
+    for d in sorted(runs, key=lambda d: (d["torch_threads"], d["seed"])):
         stan, meanpool = d["results"]["STAN-self"], d["results"]["mean pooling"]
         pairs = ", ".join(f"{p} {v['direction']:.0f}" for p, v in stan["per_pair"].items())
         lines.append(f"| {d['seed']} | {d['torch_threads']} | {d['wall_time_s'] / 60:.1f} | {d['cpu_time_s']:.0f} "
