@@ -1,4 +1,5 @@
 """Miniature experiments: metrics, twin batches, order (in)variance, caching, tables."""
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -87,10 +88,14 @@ def test_cli_list_and_unknown_row(capsys):
         ex.cli_main(["run", "--rows", "nope"])
 
 
-def test_orthogonal_head_is_fixed_orthonormal_and_the_motion_default(motion):
+def test_orthogonal_head_is_fixed_orthonormal_and_the_first_clips_motion_head(motion):
     assert ex.Recipe().head == "task" and len({ex.Recipe(head=h).key() for h in ex.HEADS}) == len(ex.HEADS)
     assert [ex.resolve_head(ex.Recipe(), t) for t in ("motion", "appearance")] == ["orthogonal", "text"]
     assert ex.resolve_head(ex.Recipe(head="text"), "motion") == "text"
+    # the default recipes use the paper's class-name head on every task; FIRST_CLIP the orthonormal motion head
+    assert [ex.resolve_head(ex.task_recipe(t), t) for t in ("motion", "appearance")] == ["text", "text"]
+    first = [ex.resolve_head(ex.task_recipe(t, ex.FIRST_CLIP), t) for t in ("motion", "appearance")]
+    assert first == ["orthogonal", "text"]
     assert ex.OMIT_FROM_KEY["head"] == "text"  # results cached before the head field existed used "text"
     model = ex.build_model("meanpool", TINY)
     head = ex.recognition_head(model, motion, TINY)
@@ -163,9 +168,12 @@ def test_cache_key_follows_the_world_version(monkeypatch):
 
 def test_verb_negatives_and_anchors_add_their_terms():
     plain_recipe = replace(TINY, verb_negatives=False, verb_anchors=0.0)
-    assert ex.Recipe().verb_negatives and ex.Recipe().verb_anchors == 1.0   # the captions default
+    verb_recipe = replace(TINY, verb_negatives=ex.FIRST_CLIP["verb_negatives"], verb_anchors=ex.FIRST_CLIP["verb_anchors"])
+    assert not ex.Recipe().verb_negatives and ex.Recipe().verb_anchors == 0.0   # the default: plain InfoNCE (paper)
+    assert verb_recipe.verb_negatives and verb_recipe.verb_anchors == 1.0      # the first tiny CLIP's recipe
     # retrieval-only fields leave the recognition tasks' cache keys alone, and change the captions key
-    assert plain_recipe.key("motion") == TINY.key("motion") and plain_recipe.key("captions") != TINY.key("captions")
+    assert plain_recipe.key("motion") == verb_recipe.key("motion")
+    assert plain_recipe.key("captions") != verb_recipe.key("captions")
     data = ex.load_task("captions", TINY.n_train, TINY.n_test, 0, TINY.num_frames, progress=False)
     torch.manual_seed(0)
     model = ex.build_model("stan-self", TINY).eval()
@@ -178,7 +186,7 @@ def test_verb_negatives_and_anchors_add_their_terms():
     verbs = ex.retrieval_loss(model, frames, caps, motions, replace(plain_recipe, verb_negatives=True), crit)
     # the verb term is a cross-entropy over 10 captions (> 0); the InfoNCE part is the same
     assert verbs.item() > plain.item() + 1e-3
-    anchors = ex.verb_anchors(model, TINY)
+    anchors = ex.verb_anchors(model, verb_recipe)
     assert torch.allclose(anchors.class_embeddings, ex.orthogonal_classes(10, model.embed_dim), atol=1e-6)
     with_anchors = ex.retrieval_loss(model, frames, caps, motions, replace(plain_recipe, verb_anchors=0.5), crit,
                                      anchors)
@@ -214,7 +222,9 @@ def test_cli_captions_flags_reach_the_recipe(tmp_path, capsys):
 
 
 def test_task_recipes_and_explicit_changes_win():
-    assert ex.task_recipe("motion") == ex.Recipe() == ex.task_recipe("appearance")
+    assert ex.task_recipe("motion") == replace(ex.Recipe(), head="text")
+    assert ex.task_recipe("appearance") == ex.Recipe()
+    assert ex.task_recipe("motion", ex.FIRST_CLIP).head == "task"    # explicit changes win over TASK_RECIPES
     cap = ex.task_recipe("captions")
     assert (cap.batch_size, cap.lr_mult) == (32, 3.0) and cap.key("captions") != ex.Recipe().key("captions")
     assert ex.task_recipe("captions", {"batch_size": 16}).batch_size == 16     # the user's flag wins
@@ -223,10 +233,21 @@ def test_task_recipes_and_explicit_changes_win():
     # the CLI gives each task its own recipe; --quick keeps the quick sizes everywhere
     args = ex._parser().parse_args(["run", "--tasks", "motion", "captions", "--lr", "1e-4"])
     recipes = ex._recipes_from_args(args)
-    assert recipes["motion"] == replace(ex.Recipe(), lr=1e-4)
+    assert recipes["motion"] == replace(ex.task_recipe("motion"), lr=1e-4)
     assert recipes["captions"] == replace(cap, lr=1e-4)
     quick = ex._recipes_from_args(ex._parser().parse_args(["run", "--quick", "--tasks", "captions"]))
     assert quick["captions"] == ex.QUICK
+
+
+@pytest.mark.parametrize("name", list(ex.RECIPE_SETS))
+def test_each_recipe_set_finds_its_committed_runs(name):
+    """`--recipe paper` (the default) and `--recipe first-clip` give the recipes of the committed result files."""
+    recipes = ex._recipes_from_args(ex._parser().parse_args(["run", "--recipe", name]))
+    assert recipes == {t: ex.task_recipe(t, ex.RECIPE_SETS[name]) for t in ex.TASK_KINDS}
+    for task, recipe in recipes.items():
+        files = list((ex.RESULTS_DIR / "results").glob(f"{task}__stan-self__seed*__{recipe.key(task)}.json"))
+        assert len(files) == 3, (name, task, recipe.key(task))
+        assert all(json.loads(f.read_text())["recipe"].get("clip", "stan-tiny") == recipe.clip for f in files)
 
 
 def test_recipe_overrides_parse_types_and_name_bad_keys():

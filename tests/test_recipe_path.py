@@ -56,9 +56,11 @@ def test_every_training_loop_uses_the_engine():
 # ----------------------------------------------------------------------------- presets = recipes
 @pytest.mark.parametrize("task", ["motion", "appearance"])
 def test_tiny_presets_are_the_experiments_recipes(task):
-    from stanlib.teaching.experiments import TASK_HEADS, task_recipe
+    from stanlib.teaching.experiments import FIRST_CLIP, TASK_HEADS, task_recipe
 
-    cfg, recipe = get_preset(f"tiny-{task}"), task_recipe(task)
+    # the presets train the first tiny CLIP's recipe (`--config clip=stan-tiny-v2 --config head=text`: the paper's)
+    cfg, recipe = get_preset(f"tiny-{task}"), task_recipe(task, FIRST_CLIP)
+    assert cfg.model.clip == recipe.clip == "stan-tiny"
     for field in ("lr", "lr_mult", "weight_decay", "batch_size", "depth", "num_frames", "grad_clip", "logit_scale"):
         assert getattr(cfg.model if field in MODEL_FIELDS else cfg, field) == getattr(recipe, field), field
     assert cfg.warmup_steps == recipe.warmup

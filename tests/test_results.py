@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stanlib.teaching.experiments import MAIN_ROWS, RESULTS_DIR, TASK_KINDS, default_results, load_results, teaching_table
+from stanlib.teaching.experiments import (FIRST_CLIP, MAIN_ROWS, RECIPE_SETS, RESULTS_DIR, TASK_KINDS, default_results,
+                                          load_results, teaching_table)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,9 +21,10 @@ def _readme_tool():
 
 def test_readme_teaching_table_equals_the_committed_results():
     tool = _readme_tool()
-    in_readme = tool.readme_block((REPO / "README.md").read_text())
-    assert in_readme == teaching_table(load_results(RESULTS_DIR)), (
+    text, results = (REPO / "README.md").read_text(), load_results(RESULTS_DIR)
+    assert tool.readme_block(text) == teaching_table(results), (
         "README's teaching table differs from the committed result files; run `python tools/readme_table.py --write`")
+    assert tool.readme_block(text, "teaching-table-first-clip") == teaching_table(results, FIRST_CLIP)
 
 
 def test_readme_preset_tables_equal_the_committed_stanlib_train_runs():
@@ -59,27 +61,30 @@ def test_result_files_are_complete_run_records():
         assert f.name == f"{r['task']}__{r['row']}__seed{r['seed']}__{r['recipe_key']}.json", f.name
 
 
-def test_every_main_row_has_default_recipe_results_on_motion():
-    runs = default_results(load_results(RESULTS_DIR))
+@pytest.mark.parametrize("recipe", list(RECIPE_SETS))
+def test_every_main_row_has_results_on_motion(recipe):
+    runs = default_results(load_results(RESULTS_DIR), RECIPE_SETS[recipe])
     missing = [row for row in MAIN_ROWS if ("motion", row) not in runs]
-    assert not missing, f"no committed motion results for rows {missing}"
+    assert not missing, f"no committed motion results of the {recipe} recipe for rows {missing}"
     assert set(t for t, _ in runs) == set(TASK_KINDS)
 
 
-def test_order_blind_rows_sit_exactly_at_chance():
+@pytest.mark.parametrize("recipe", list(RECIPE_SETS))
+def test_order_blind_rows_sit_exactly_at_chance(recipe):
     """Mean pooling's direction (motion) and twin accuracy (captions) are 50% by construction."""
-    runs = default_results(load_results(RESULTS_DIR))
-    for r in runs.get(("motion", "meanpool"), []):
+    runs = default_results(load_results(RESULTS_DIR), RECIPE_SETS[recipe])
+    assert runs[("motion", "meanpool")] and runs[("captions", "meanpool")]
+    for r in runs[("motion", "zero-shot")] + runs[("motion", "meanpool")]:
         assert r["metrics"]["direction"] == pytest.approx(50.0)
-    for r in runs.get(("captions", "meanpool"), []):
+    for r in runs[("captions", "zero-shot")] + runs[("captions", "meanpool")]:
         assert r["metrics"]["twin"] == pytest.approx(50.0)
 
 
-def test_paper_method_runs_are_records_of_the_v2_clip_and_mean_pooling_is_order_blind():
-    """docs/results/paper-method: every run starts from stan-tiny-v2 with the paper's head / loss, and mean
-    pooling sits exactly at 50% there too (motion direction, captions twin; near 50 on the lossy textured world)."""
+def test_default_recipe_runs_are_the_papers_method_on_the_v2_clip():
+    """The default recipe's runs start from stan-tiny-v2 with the paper's head / loss; so do the textured-world runs
+    of docs/results/paper-method, where mean pooling sits near 50% (the files are lossy)."""
     folder = REPO / "docs" / "results" / "paper-method"
-    runs = load_results(folder)
+    runs = [r for rs in default_results(load_results(RESULTS_DIR)).values() for r in rs]
     presets = [json.loads(f.read_text()) for f in sorted((folder / "preset-results").glob("*.json"))]
     assert runs and presets
     for r in runs:

@@ -4,13 +4,16 @@
     python tools/readme_table.py --write    # rewrite them in README.md and docs/experiments.md (between markers)
 
 * ``teaching-table``: :func:`stanlib.teaching.experiments.teaching_table` of ``stanlib/assets/experiments/results/``
-  (each task's default recipe, every seed);
+  (each task's default recipe, the paper's method on ``stan-tiny-v2``, every seed); ``teaching-table-first-clip``:
+  the same for the first tiny CLIP's recipe (``FIRST_CLIP``); ``committed-results`` /
+  ``committed-results-first-clip``: the per-task tables of docs/experiments.md 2.0;
 * ``preset-table`` / ``textured-table``: :func:`stanlib.teaching.experiments.preset_table` of the ``stanlib train``
   runs in ``docs/results/preset-results/`` (``stanlib experiments run --preset ...``) on the bundled motion
   set and on the textured world.
 
-* ``paper-method`` / ``paper-method-demo``: the runs of ``docs/results/paper-method/`` (``stan-tiny-v2`` with the
-  paper's class-name head and plain InfoNCE; docs/experiments.md 2.9).
+* ``paper-method`` / ``paper-method-demo``: docs/experiments.md 2.9, the paper's method on ``stan-tiny-v2``: mean
+  pooling and STAN-self of the default recipes, the textured-world runs of ``docs/results/paper-method/preset-results/``
+  and the ``stanlib demo`` runs of ``docs/results/paper-method/demo/``.
 
 ``tests/test_results.py`` checks that README.md (and docs/experiments.md, for the preset tables) hold exactly
 these tables.
@@ -22,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stanlib.teaching.experiments import (ABLATION_ROWS, LEVEL_ROWS, MAIN_ROWS, RESULTS_DIR, ROWS, STRUCTURE_ROWS,
+from stanlib.teaching.experiments import (ABLATION_ROWS, FIRST_CLIP, LEVEL_ROWS, MAIN_ROWS, RESULTS_DIR, ROWS,
+                                          STRUCTURE_ROWS,
                                           _mean_std, _short_pair, default_results, load_preset_results, load_results,
                                           preset_table, results_table, teaching_table)
 
@@ -30,11 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs" / "experiments.md"            # holds the preset blocks too
 PRESET_RESULTS = REPO / "docs" / "results"          # holds preset-results/
-PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # stan-tiny-v2 + the paper's heads and loss
+PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # textured-world and demo runs of the paper's method
 
 
-README_BLOCKS = ("teaching-table", "preset-table", "textured-table")
-DOCS_BLOCKS = ("committed-results", "preset-table", "textured-table", "paper-method", "paper-method-demo")
+README_BLOCKS = ("teaching-table", "teaching-table-first-clip", "preset-table", "textured-table")
+DOCS_BLOCKS = ("committed-results", "committed-results-first-clip", "preset-table", "textured-table", "paper-method",
+               "paper-method-demo")
 
 
 def _block(name: str) -> re.Pattern:
@@ -45,14 +50,15 @@ SECTIONS = (("main rows", MAIN_ROWS), ("Table 6 ablation", ABLATION_ROWS), ("Tab
             ("Table 8 levels (K = 2 of the 4 layers)", LEVEL_ROWS))
 
 
-def committed_results(results: list[dict]) -> str:
-    """docs/experiments.md 2.0: per task and group of rows, the default-recipe runs (mean ± std over seeds)."""
-    runs = [r for rs in default_results(results).values() for r in rs]
+def committed_results(results: list[dict], changes: dict | None = None) -> str:
+    """docs/experiments.md 2.0: per task and group of rows, the runs of the default recipes (with ``changes``:
+    e.g. ``FIRST_CLIP``'s), mean ± std over seeds."""
+    runs = [r for rs in default_results(results, changes).values() for r in rs]
     parts = []
     for task in ("motion", "appearance", "captions"):
         for title, rows in SECTIONS:
             present = [row for row in rows if any(r["task"] == task and r["row"] == row for r in runs)]
-            if len(present) < 2 and title != "main rows":
+            if title != "main rows" and not set(present) - {"meanpool", "stan-self"}:
                 continue
             parts.append(f"**{task}, {title}** (mean ± std over seeds; last column: training CPU seconds)\n\n"
                          + results_table(runs, task, rows))
@@ -85,14 +91,15 @@ def _paper_line(title: str, rs: list[dict]) -> str:
 
 
 def paper_method(folder: Path = PAPER_METHOD) -> str:
-    """docs/experiments.md 2.9: every run in ``folder`` (``results/`` from ``stanlib experiments run --clip
-    stan-tiny-v2 ...``, ``preset-results/`` from ``stanlib experiments run --preset ...``), one row per task and
-    model, mean ± std over seeds (sample std)."""
+    """docs/experiments.md 2.9: mean pooling and STAN-self of the default recipes (the committed results) and
+    every preset run in ``folder/preset-results`` (``stanlib experiments run --preset ...``), one row per task
+    and model, mean ± std over seeds (sample std)."""
     lines = ["| task (paper's method) | model | seeds | result (mean ± std) | per seed | per pair (mean) | train s |",
              "|---|---|---|---|---|---|---|"]
     first = ["stan-self", "meanpool"]
     order = {row: k for k, row in enumerate(first + [row for row in ROWS if row not in first])}
-    runs = sorted(load_results(folder), key=lambda r: (list(PAPER_TASKS).index(r["task"]), order[r["row"]], r["seed"]))
+    runs = [r for (_, row), rs in default_results(load_results(RESULTS_DIR)).items() if row in first for r in rs]
+    runs = sorted(runs, key=lambda r: (list(PAPER_TASKS).index(r["task"]), order[r["row"]], r["seed"]))
     presets = sorted(load_preset_results(folder),
                      key=lambda r: (r["task"], r["config"]["epochs"], order[r["row"]], r["seed"]))
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -122,9 +129,12 @@ def paper_method_demo(folder: Path = PAPER_METHOD / "demo") -> str:
 def tables() -> dict[str, str]:
     """Every generated block: marker name -> markdown."""
     presets = load_preset_results(PRESET_RESULTS)
+    results = load_results(RESULTS_DIR)
     return {
-        "committed-results": committed_results(load_results(RESULTS_DIR)),
-        "teaching-table": teaching_table(load_results(RESULTS_DIR)),
+        "committed-results": committed_results(results),
+        "committed-results-first-clip": committed_results(results, FIRST_CLIP),
+        "teaching-table": teaching_table(results),
+        "teaching-table-first-clip": teaching_table(results, FIRST_CLIP),
         "preset-table": preset_table([r for r in presets if r["task"] == "tiny-motion"]),
         "textured-table": preset_table([r for r in presets if r["task"].startswith("tiny-motion@textured")]),
         "paper-method": paper_method(),

@@ -20,13 +20,16 @@ sweeps). Its optimiser, schedule, clipping and step are the training engine's
 shared modules. ``stanlib train --preset tiny-motion`` trains the same recipe on the decoded video
 files (:mod:`stanlib.engine.presets`).
 
-Recipe (chosen by the sweeps of docs/experiments.md section 2): frozen class vectors for recognition (a
-trainable text tower collapses each reversed pair's class embeddings; ``head="task"``: class-name
-text for appearance, fixed orthonormal vectors for the motion words the tiny CLIP never learnt), CLIP
-lr 5e-4 (fine-tuned: +5-8 points of direction over a frozen CLIP), branch lr 5e-3, short warm-up,
-batch 16 of 8 frames, twin batches, K=4 (the branch reads every level of the 4-layer tiny CLIP).
-Captions add verb-swapped hard negative captions and verb anchors (:func:`retrieval_loss`) and train
-with batches of 32 and a branch lr of 3x (:data:`TASK_RECIPES`; docs 2.6, 2.7).
+Recipe (the paper's method on ``stan-tiny-v2``, the tiny CLIP that learnt the motion words from stills;
+hyper-parameters chosen by the sweeps of docs/experiments.md section 2): recognition with the frozen
+class-name text classifier (a trainable text tower collapses each reversed pair's class embeddings),
+caption retrieval with plain symmetric InfoNCE, CLIP lr 5e-4 (fine-tuned: +5-8 points of direction over
+a frozen CLIP), branch lr 5e-3, short warm-up, batch 16 of 8 frames, twin batches, K=4 (the branch reads
+every level of the 4-layer tiny CLIP); captions train with batches of 32 and a branch lr of 3x
+(:data:`TASK_RECIPES`; docs 2.7). :data:`FIRST_CLIP` is the recipe of the first tiny CLIP
+(``stan-tiny``), whose text tower never saw a motion word: fixed orthonormal vectors for the motion
+classes and two extra caption loss terms, verb-swapped hard negatives and verb anchors
+(:func:`retrieval_loss`; docs 2.5, 2.6, 2.9).
 
 ::
 
@@ -61,9 +64,9 @@ from stanlib.teaching import synth
 from stanlib.teaching.tiny import to_model_input
 
 TASK_KINDS = {"motion": "recognition", "appearance": "recognition", "captions": "retrieval"}
-# Recognition head of Recipe(head="task"): the class names' text embeddings where the tiny CLIP
-# learnt the words (colours, shapes), fixed orthonormal vectors where it never saw them (motions:
-# "moves up" / "moves right" embed at cosine 0.98; docs/experiments.md 2.5).
+# Recognition head of Recipe(head="task"), the first tiny CLIP's choice: the class names' text embeddings
+# where it learnt the words (colours, shapes), fixed orthonormal vectors where it never saw them (motions:
+# "moves up" / "moves right" embed at cosine 0.98 in stan-tiny; docs/experiments.md 2.5).
 TASK_HEADS = {"motion": "orthogonal", "appearance": "text"}
 
 # row name -> (label in tables, create_model keyword arguments, trained?)
@@ -115,22 +118,22 @@ class Recipe:
     twin_batches: bool = True        # each clip next to its exact time reversal (motion, captions)
     freeze_clip: bool = False        # train only the new layers (CLIP left exactly as pretrained)
     freeze_text: bool = False        # retrieval: keep the text tower as pretrained (recognition always does)
-    head: str = "task"               # recognition: "text" (frozen class-name embeddings, the paper's head),
-                                     # "orthogonal" (frozen random orthonormal class vectors), "linear"
-                                     # (trainable, from the text ones), "task" = TASK_HEADS (text where the
-                                     # tiny CLIP knows the class words, orthogonal for the motion classes)
-    verb_negatives: bool = True      # retrieval: also score each clip against its caption rewritten with every
-                                     # motion phrase (hard negatives that differ only in the verb)
-    verb_anchors: float = 1.0        # retrieval: weight of the verb-anchor loss: video and caption embeddings
+    head: str = "task"               # recognition: "text" (frozen class-name embeddings, the paper's head;
+                                     # motion's TASK_RECIPES), "orthogonal" (frozen random orthonormal class
+                                     # vectors), "linear" (trainable, from the text ones), "task" = TASK_HEADS
+                                     # (text for appearance, orthogonal for motion: the first tiny CLIP's heads)
+    verb_negatives: bool = False     # retrieval: also score each clip against its caption rewritten with every
+                                     # motion phrase (hard negatives that differ only in the verb; FIRST_CLIP)
+    verb_anchors: float = 0.0        # retrieval: weight of the verb-anchor loss: video and caption embeddings
                                      # are also classified against fixed orthonormal vectors, one per motion
-                                     # (the verb read from the caption); 0 = plain InfoNCE (docs 2.6)
+                                     # (the verb read from the caption); 0 = plain InfoNCE, the paper (docs 2.6)
     same_appearance: int = 0         # retrieval: reversal pairs per batch group that share one colour x shape
                                      # (hard in-batch negatives that differ in the motion; 0 = random pairs)
     n_train: int = 800
     n_test: int = 200
     data_seed: int = 0               # the synthetic data is the same for every training seed
     pretrained: str = "bundled"      # tiny CLIP weights ("bundled", a path, or "none" for random)
-    clip: str = "stan-tiny"          # tiny CLIP config: stan-tiny or stan-tiny-v2 (a larger vocabulary)
+    clip: str = "stan-tiny-v2"       # tiny CLIP config: stan-tiny-v2 (knows the motion words) or stan-tiny
     model_kwargs: dict = field(default_factory=dict)   # extra STANConfig fields for every row
 
     def key(self, task: Optional[str] = None) -> str:
@@ -191,9 +194,16 @@ def recipe_overrides(recipe: Recipe, text: str) -> Recipe:
 QUICK = Recipe(steps=3, batch_size=4, num_frames=4, n_train=16, n_test=20, warmup=1)
 
 # Per-task changes to the default recipe, as the paper's recipes differ per dataset (docs/architecture.md 7).
+# motion: the class-name text head (the paper's), written out so that cached results keep their key.
 # captions: batches of 32 clips (16 reversal pairs) and a branch lr of 3x CLIP's, not 10x: over 5 seeds
-# on a GPU, R@1 67.8 -> 94.4; on a CPU 94.0 over 3 seeds (docs/experiments.md 2.7, tools/sweep_captions.py).
-TASK_RECIPES: dict[str, dict] = {"captions": {"batch_size": 32, "lr_mult": 3.0}}
+# on a GPU, R@1 67.8 -> 94.4 (docs/experiments.md 2.7, tools/sweep_captions.py).
+TASK_RECIPES: dict[str, dict] = {"motion": {"head": "text"}, "captions": {"batch_size": 32, "lr_mult": 3.0}}
+
+# The recipe of the first tiny CLIP (stan-tiny, motion-blind text tower): TASK_HEADS (orthonormal motion
+# classes) and the two extra caption loss terms. ``task_recipe(task, FIRST_CLIP)``; the zoo's models without
+# a version suffix were trained with it (docs/experiments.md 2.5, 2.6).
+FIRST_CLIP: dict = {"clip": "stan-tiny", "head": "task", "verb_negatives": True, "verb_anchors": 1.0}
+RECIPE_SETS: dict[str, dict] = {"paper": {}, "first-clip": FIRST_CLIP}
 
 
 def task_recipe(task: str, changes: Optional[dict] = None) -> Recipe:
@@ -870,8 +880,10 @@ def write_report(results: list[dict], out_dir: Path = DEFAULT_OUT) -> Path:
 
 # =========================================================================== command line
 def _recipes_from_args(args) -> dict[str, Recipe]:
-    """One recipe per task: :func:`task_recipe` (``--quick``: :data:`QUICK`) with the flags' changes."""
-    changes = {k: getattr(args, k) for k in ("steps", "batch_size", "num_frames", "depth", "n_train", "n_test", "lr",
+    """One recipe per task: :func:`task_recipe` (``--quick``: :data:`QUICK`) with ``--recipe``'s changes
+    (:data:`RECIPE_SETS`), then the flags' changes."""
+    changes = dict(RECIPE_SETS[args.recipe])
+    changes |= {k: getattr(args, k) for k in ("steps", "batch_size", "num_frames", "depth", "n_train", "n_test", "lr",
                                              "lr_mult", "pretrained", "clip") if getattr(args, k, None) is not None}
     if args.freeze_clip:
         changes["freeze_clip"] = True
@@ -917,29 +929,33 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=str(DEFAULT_OUT))
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     run.add_argument("--device", default="cpu", help="cpu | cuda (results record the device they ran on)")
+    run.add_argument("--recipe", choices=list(RECIPE_SETS), default="paper",
+                     help="paper (default: stan-tiny-v2, class-name head, plain InfoNCE) | first-clip (stan-tiny, "
+                          "orthonormal motion head, verb negatives and anchors for captions); flags change it further")
     run.add_argument("--save-models", default=None, metavar="DIR",
                      help="also save every trained model (fp16) as DIR/TASK/ROW/seedS (the zoo's source)")
     for name, typ in (("steps", int), ("batch-size", int), ("num-frames", int), ("depth", int), ("n-train", int),
                       ("n-test", int), ("lr", float), ("lr-mult", float), ("pretrained", str)):
         run.add_argument(f"--{name}", type=typ, default=None, help="override the recipe")
     run.add_argument("--clip", default=None, choices=sorted(assets.TINY_CLIPS),
-                     help="tiny CLIP config (default stan-tiny; stan-tiny-v2 with its bundled weights or "
-                          "--pretrained DIR/stan-tiny-v2.safetensors)")
+                     help="tiny CLIP config (default stan-tiny-v2; stan-tiny: the first one, motion-blind; "
+                          "--pretrained DIR/FILE.safetensors for your own weights)")
     run.add_argument("--freeze-clip", action="store_true", help="train only the new layers")
     run.add_argument("--freeze-text", action="store_true", help="retrieval: keep the text tower frozen")
     run.add_argument("--no-twins", action="store_true", help="plain random batches (no reversal twins)")
     run.add_argument("--verb-negatives", action=argparse.BooleanOptionalAction, default=None,
-                     help="captions: score each clip against its caption with every motion phrase (default on)")
+                     help="captions: score each clip against its caption with every motion phrase (default off; "
+                          "on in --recipe first-clip)")
     run.add_argument("--verb-anchors", type=float, default=None, metavar="W",
                      help="captions: weight of the verb-anchor loss (video and caption classified against a fixed "
-                          "orthonormal vector per motion; default 1, 0 = off)")
+                          "orthonormal vector per motion; default 0 = off; 1 in --recipe first-clip)")
     run.add_argument("--same-appearance", type=int, default=None, metavar="N",
                      help="captions: batches made of groups of N reversal pairs that share one colour x shape "
                           "(default 0: random pairs)")
     run.add_argument("--head", choices=HEADS, default=None,
-                     help="recognition head (default task: text for appearance, orthogonal for motion; text: "
-                          "the class names' text embeddings, the paper's head; orthogonal: frozen random "
-                          "orthonormal class vectors; linear: trainable)")
+                     help="recognition head (default text: the class names' text embeddings, the paper's head; "
+                          "orthogonal: frozen random orthonormal class vectors; linear: trainable; task: text for "
+                          "appearance, orthogonal for motion, the first tiny CLIP's heads)")
     run.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="extra create_model arguments for every row")
     run.add_argument("--preset", default=None,
                      help="train each row with this `stanlib train` preset (its recipe, on its data or --data) "
@@ -954,6 +970,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="folder of a run's results (default: the committed results shipped with stanlib)")
     table.add_argument("--teaching", action="store_true",
                        help="print the README's teaching-world table (default recipes, every seed) instead")
+    table.add_argument("--recipe", choices=list(RECIPE_SETS), default="paper",
+                       help="with --teaching: the table of this recipe's runs (paper or first-clip)")
     table.add_argument("--presets", action="store_true",
                        help="the table of preset runs (`run --preset`) under OUT/preset-results")
     zoo_cmd = sub.add_parser("zoo", help="train (cached) and pack the teaching zoo: the course's trained tiny models")
@@ -986,7 +1004,7 @@ def cli_main(argv: list[str]) -> int:
                   f"`stanlib experiments run{' --preset ...' if presets else ''}` first", file=sys.stderr)
             return 2
         if presets or args.teaching:
-            print(preset_table(results) if presets else teaching_table(results))
+            print(preset_table(results) if presets else teaching_table(results, RECIPE_SETS[args.recipe]))
             return 0
         print(markdown_report(results))
         print(f"wrote {write_report(results, out)}")
@@ -1034,14 +1052,15 @@ def _preset_main(args, out: Path) -> int:
 
 
 def _zoo_main(args) -> int:
-    """``stanlib experiments zoo``: the zoo's runs (seed 0, default recipes; cached), then :func:`stanlib.weights.zoo.build`."""
+    """``stanlib experiments zoo``: the zoo's runs (seed 0; :data:`FIRST_CLIP` for ``ZOO_MODELS``, the default
+    recipes with the named changes for ``PAPER_MODELS``; cached), then :func:`stanlib.weights.zoo.build`."""
     from stanlib.weights import zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.time()
     for task, rows in zoo.ZOO_MODELS.items():
-        run_sweep([task], list(rows), [0], {task: task_recipe(task)}, Path(args.out), device=args.device,
+        run_sweep([task], list(rows), [0], {task: task_recipe(task, FIRST_CLIP)}, Path(args.out), device=args.device,
                   save_models=Path(args.models))
     for task, row, changes in zoo.PAPER_MODELS.values():
         run_sweep([task], [row], [0], {task: replace(task_recipe(task), **changes)}, Path(args.out),
@@ -1058,9 +1077,10 @@ def _zoo_main(args) -> int:
 TEACHING_ROWS = tuple(ROWS)
 
 
-def default_results(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """Results of each task's default recipe (:func:`task_recipe`), grouped by (task, row), sorted by seed."""
-    keys = {task: task_recipe(task).key(task) for task in TASK_KINDS}
+def default_results(results: list[dict], changes: Optional[dict] = None) -> dict[tuple[str, str], list[dict]]:
+    """Results of each task's default recipe (:func:`task_recipe`; with ``changes``, e.g. :data:`FIRST_CLIP`),
+    grouped by (task, row), sorted by seed."""
+    keys = {task: task_recipe(task, changes).key(task) for task in TASK_KINDS}
     out: dict[tuple[str, str], list[dict]] = {}
     for r in results:
         if keys.get(r["task"]) == r["recipe_key"]:
@@ -1068,10 +1088,10 @@ def default_results(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return {k: sorted(v, key=lambda r: r["seed"]) for k, v in out.items()}
 
 
-def teaching_table(results: list[dict]) -> str:
-    """The README's teaching-world table: one line per row with results under the default recipes
-    (mean ± std over seeds; per seed and per pair for motion direction)."""
-    res = default_results(results)
+def teaching_table(results: list[dict], changes: Optional[dict] = None) -> str:
+    """The README's teaching-world table: one line per row with results under the default recipes (with
+    ``changes``: e.g. :data:`FIRST_CLIP`'s), mean ± std over seeds; per seed and per pair for motion direction."""
+    res = default_results(results, changes)
     head = ("| model | seeds (motion / appearance / captions) | motion direction | per seed | per pair: "
             + ", ".join(synth.PAIR_NAMES) + " | motion top-1 | appearance top-1 | captions t2v R@1 | captions twin acc. |")
     lines = [head, "|---|---|---|---|---|---|---|---|---|"]

@@ -1,8 +1,9 @@
 """The teaching zoo: the trained tiny models the course shows, loaded by name.
 
-Every model is one ``stanlib experiments`` run of the default recipe (seed 0) on a synthetic task
-(:data:`ZOO_MODELS`; :data:`PAPER_MODELS`: the paper's own recipe on ``stan-tiny-v2``, e.g.
-``motion/stan-self-v2``), stored compactly next to the code (``stanlib/assets/zoo/<task>/<row>/``):
+Every model is one ``stanlib experiments`` run (seed 0) on a synthetic task: :data:`ZOO_MODELS` with the
+first tiny CLIP's recipe (``stan-tiny``, :data:`stanlib.teaching.experiments.FIRST_CLIP`), :data:`PAPER_MODELS`
+with the paper's method on ``stan-tiny-v2`` (the default recipe, e.g. ``motion/stan-self-v2``), stored compactly
+next to the code (``stanlib/assets/zoo/<task>/<row>/``):
 
 * floating tensors in fp16 (half the bytes of fp32);
 * tensors equal to the bundled tiny CLIP's it was trained on (after fp16 rounding) are **not stored again**: a
@@ -38,7 +39,7 @@ from stanlib.weights.io import load_strict
 
 ZOO_DIR = assets.ZOO
 PREFIX = "zoo:"
-# (task, row) pairs of the zoo: every main model the course shows
+# (task, row) pairs of the zoo trained with the first tiny CLIP's recipe (stan-tiny; FIRST_CLIP)
 ZOO_MODELS: dict[str, tuple[str, ...]] = {
     "motion": ("meanpool", "stan-self", "stan-conv"),
     "appearance": ("meanpool", "stan-self"),
