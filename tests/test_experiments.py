@@ -236,7 +236,7 @@ def test_task_recipes_and_explicit_changes_win():
     assert recipes["motion"] == replace(ex.task_recipe("motion"), lr=1e-4)
     assert recipes["captions"] == replace(cap, lr=1e-4)
     quick = ex._recipes_from_args(ex._parser().parse_args(["run", "--quick", "--tasks", "captions"]))
-    assert quick["captions"] == ex.QUICK
+    assert quick["captions"] == replace(ex.QUICK, lr_mult=cap.lr_mult)     # the task's recipe at the quick sizes
 
 
 @pytest.mark.parametrize("name", list(ex.RECIPE_SETS))

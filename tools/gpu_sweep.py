@@ -64,9 +64,10 @@ def cost(recipe) -> float:
 
 
 def make_recipe(changes: dict, quick: bool):
-    from stanlib.teaching.experiments import QUICK, Recipe
+    from stanlib.teaching.experiments import FIRST_CLIP, QUICK, Recipe
 
-    base = QUICK if quick else Recipe()
+    # the sweeps of docs/experiments.md 2.1-2.7 ran on the first tiny CLIP with its recipe
+    base = replace(QUICK if quick else Recipe(), **FIRST_CLIP)
     changes = dict(changes)
     if quick:  # keep the quick sizes, exercise the option only
         changes = {k: v for k, v in changes.items() if k in ("head", "model_kwargs", "lr", "lr_mult")}

@@ -5,8 +5,9 @@ captions runs in parallel worker processes, on a GPU or the CPU; one JSON line p
         --out runs/sweep_cap.jsonl base "steps=600" "steps=600 same_appearance=2" "row=meanpool"
 
 A variant is space-separated Recipe fields (KEY=VALUE, :func:`stanlib.teaching.experiments.recipe_overrides`)
-plus an optional ``row=`` (default stan-self), applied to ``Recipe()``, the shared defaults (batch 16,
-branch lr x10); ``base`` is ``Recipe()`` itself. The captions default is "batch_size=32 lr_mult=3"
+plus an optional ``row=`` (default stan-self), applied to the first tiny CLIP's recipe (``Recipe()`` with
+``FIRST_CLIP``: batch 16, branch lr x10, verb negatives and anchors), with which the sweep was measured; ``base`` is
+that recipe itself. The captions default is "batch_size=32 lr_mult=3"
 (``TASK_RECIPES``, found with this tool). Jobs start seed by
 seed, variant by variant in the order given; none starts after ``--deadline`` seconds (running ones
 finish). GPU numbers differ from CPU ones in the last digits of every step, so a variant found here
@@ -24,14 +25,15 @@ import numpy as np
 
 
 def parse_variant(variant: str):
-    """``"row=meanpool steps=600"`` -> ("meanpool", Recipe(steps=600)); ``"base"`` -> ("stan-self", Recipe())."""
+    """``"row=meanpool steps=600"`` -> ("meanpool", first-clip recipe with steps=600); ``"base"`` -> ("stan-self", it)."""
     import stanlib.teaching.experiments as E
 
     words = [] if variant == "base" else variant.split()
     row = next((w.split("=", 1)[1] for w in words if w.startswith("row=")), "stan-self")
     if row not in E.ROWS:
         raise ValueError(f"variant {variant!r}: unknown row {row!r}; expected one of {list(E.ROWS)}")
-    return row, E.recipe_overrides(E.Recipe(), " ".join(w for w in words if not w.startswith("row=")))
+    base = E.Recipe(**E.FIRST_CLIP)
+    return row, E.recipe_overrides(base, " ".join(w for w in words if not w.startswith("row=")))
 
 
 def run_job(variant: str, seed: int, device: str) -> dict:

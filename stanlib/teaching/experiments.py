@@ -191,7 +191,8 @@ def recipe_overrides(recipe: Recipe, text: str) -> Recipe:
     return replace(recipe, **changes)
 
 
-QUICK = Recipe(steps=3, batch_size=4, num_frames=4, n_train=16, n_test=20, warmup=1)
+QUICK_SIZES = dict(steps=3, batch_size=4, num_frames=4, n_train=16, n_test=20, warmup=1)   # --quick: a smoke run
+QUICK = Recipe(**QUICK_SIZES)
 
 # Per-task changes to the default recipe, as the paper's recipes differ per dataset (docs/architecture.md 7).
 # motion: the class-name text head (the paper's), written out so that cached results keep their key.
@@ -880,7 +881,7 @@ def write_report(results: list[dict], out_dir: Path = DEFAULT_OUT) -> Path:
 
 # =========================================================================== command line
 def _recipes_from_args(args) -> dict[str, Recipe]:
-    """One recipe per task: :func:`task_recipe` (``--quick``: :data:`QUICK`) with ``--recipe``'s changes
+    """One recipe per task: :func:`task_recipe` (``--quick``: with :data:`QUICK_SIZES`) with ``--recipe``'s changes
     (:data:`RECIPE_SETS`), then the flags' changes."""
     changes = dict(RECIPE_SETS[args.recipe])
     changes |= {k: getattr(args, k) for k in ("steps", "batch_size", "num_frames", "depth", "n_train", "n_test", "lr",
@@ -908,7 +909,7 @@ def _recipes_from_args(args) -> dict[str, Recipe]:
             except json.JSONDecodeError:
                 extra[key] = text
         changes["model_kwargs"] = extra
-    return {t: replace(QUICK, **changes) if args.quick else task_recipe(t, changes) for t in args.tasks}
+    return {t: task_recipe(t, {**QUICK_SIZES, **changes} if args.quick else changes) for t in args.tasks}
 
 
 def _describe(recipe: Recipe) -> str:
