@@ -56,15 +56,14 @@ def test_every_training_loop_uses_the_engine():
 # ----------------------------------------------------------------------------- presets = recipes
 @pytest.mark.parametrize("task", ["motion", "appearance"])
 def test_tiny_presets_are_the_experiments_recipes(task):
-    from stanlib.teaching.experiments import FIRST_CLIP, TASK_HEADS, task_recipe
+    from stanlib.teaching.experiments import resolve_head, task_recipe
 
-    # the presets train the first tiny CLIP's recipe (`--config clip=stan-tiny-v2 --config head=text`: the paper's)
-    cfg, recipe = get_preset(f"tiny-{task}"), task_recipe(task, FIRST_CLIP)
-    assert cfg.model.clip == recipe.clip == "stan-tiny"
+    cfg, recipe = get_preset(f"tiny-{task}"), task_recipe(task)     # the default: the paper's method
+    assert cfg.model.clip == recipe.clip == "stan-tiny-v2"
     for field in ("lr", "lr_mult", "weight_decay", "batch_size", "depth", "num_frames", "grad_clip", "logit_scale"):
         assert getattr(cfg.model if field in MODEL_FIELDS else cfg, field) == getattr(recipe, field), field
     assert cfg.warmup_steps == recipe.warmup
-    assert cfg.head == TASK_HEADS[task]
+    assert cfg.head == resolve_head(recipe, task) == "text"
     assert cfg.twin_batches == (task == "motion") and recipe.twin_batches
     assert cfg.crop_scale == (1.0, 1.0)          # the experiments train on whole frames
     assert cfg.model.pretrained == recipe.pretrained == "bundled"
@@ -145,7 +144,7 @@ def test_trainer_draws_twin_batches_and_uses_the_orthogonal_head(tmp_path):
     root = _write_generic_world(tmp_path)
     cfg = apply_overrides(get_preset("tiny-motion"), [f"data_root={root}", "dataset=generic_label",
                                                       "val_split=test", "batch_size=4", "max_steps=2",
-                                                      f"out_dir={tmp_path / 'run'}", *TINY])
+                                                      f"out_dir={tmp_path / 'run'}", "head=orthogonal", *TINY])
     trainer = build_trainer(cfg)
     assert isinstance(trainer.sampler, TwinSampler)
     twins = trainer.train_set.twins
@@ -211,7 +210,7 @@ def test_predict_and_attention_read_a_training_checkpoint(tmp_path, capsys):
     root = _write_generic_world(tmp_path)
     cfg = apply_overrides(get_preset("tiny-motion"), [f"data_root={root}", "dataset=generic_label",
                                                       "val_split=test", "batch_size=4", "max_steps=1",
-                                                      f"out_dir={tmp_path / 'run'}", *TINY])
+                                                      f"out_dir={tmp_path / 'run'}", "head=orthogonal", *TINY])
     trainer = build_trainer(cfg)
     trainer.quiet = True
     trainer.fit()

@@ -385,7 +385,7 @@ def test_presets_cover_the_paper_table():
     for name in ("tiny-motion", "tiny-appearance", "tiny-captions"):
         cfg = get_preset(name)
         branch_lr = 1.5e-3 if name == "tiny-captions" else 5e-3     # captions: branch lr x3 (the experiments')
-        assert cfg.model.clip == "stan-tiny" and cfg.lr == 5e-4 and cfg.lr * cfg.lr_mult == pytest.approx(branch_lr)
+        assert cfg.model.clip == "stan-tiny-v2" and cfg.lr == 5e-4 and cfg.lr * cfg.lr_mult == pytest.approx(branch_lr)
         assert cfg.data_root.endswith(name.split("-")[1])
 
 

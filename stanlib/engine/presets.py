@@ -341,32 +341,31 @@ for _cfg in (
     register(_cfg)
 
 # Tiny CPU presets on the synthetic world (the repository's data_samples/synth; elsewhere
-# stanlib.assets.synth_dataset writes it). They are the recipes of `stanlib experiments` / `stanlib demo`
-# (stanlib.teaching.experiments.Recipe, docs/experiments.md section 2), trained on the decoded files: the tiny CLIP
-# shipped with stanlib, CLIP lr 5e-4, branch lr x10, weight decay 0.02, 10 warm-up steps, 300 steps of
+# stanlib.assets.synth_dataset writes it). They are the default recipes of `stanlib experiments`, the paper's
+# method (stanlib.teaching.experiments.task_recipe, docs/experiments.md section 2), trained on the decoded files:
+# stan-tiny-v2, the tiny CLIP shipped with stanlib that learnt the motion words from stills, CLIP lr 5e-4, branch lr x10, weight decay 0.02, 10 warm-up steps, 300 steps of
 # 16 clips of 8 frames, K=4 (every level of the 4-layer tiny CLIP), gradients clipped at 5, twin batches
 # where the data declares reversal twins, and no random crop (crop_scale 1-1: the whole frame): at 64 px the
 # default crop (8-100% of the area) keeps under half of the moving shape in 23% of crops and under 90% in
-# 47% (tools/crop_coverage.py, docs/results/crop_coverage.json). Heads: fixed orthonormal class vectors for the motion classes (the tiny CLIP
-# never learnt motion words: "moves up" / "moves right" embed at cosine 0.98), class-name text for
-# appearance. `--set pretrained=none` starts from random weights.
+# 47% (tools/crop_coverage.py, docs/results/crop_coverage.json). Heads: the class names' text embeddings (the
+# paper's); captions: plain symmetric InfoNCE. The first tiny CLIP's recipe: `--set clip=stan-tiny --set
+# head=orthogonal` (motion). `--set pretrained=none` starts from random weights.
 TINY_CLIP_WEIGHTS = "bundled"
-_TINY = dict(clip="stan-tiny", pretrained=TINY_CLIP_WEIGHTS, depth=4, num_frames=8, context_length=16,
+_TINY = dict(clip="stan-tiny-v2", pretrained=TINY_CLIP_WEIGHTS, depth=4, num_frames=8, context_length=16,
              batch_size=16, recipe_batch=16, lr=5e-4, lr_mult=10.0, weight_decay=0.02, warmup_steps=10,
              grad_clip=5.0, crop_scale=(1.0, 1.0), num_workers=0, log_every=5, logit_scale=100.0)
 for _cfg in (
     # 800 training clips (400 reversal pairs) / 16 per step = 50 steps per epoch: 6 epochs = 300 steps
     _paper("tiny-motion", description="synthetic SSv2-like motion classes (reversed pairs), CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/motion", train_split="train",
-           val_split="val", freeze_text=True, head="orthogonal", twin_batches=True, epochs=6, eval_every=2,
+           val_split="val", freeze_text=True, head="text", twin_batches=True, epochs=6, eval_every=2,
            **_TINY),
     # 240 training clips / 16 = 15 steps per epoch: 20 epochs = 300 steps
     _paper("tiny-appearance", description="synthetic K400-like colour x shape classes, CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/appearance", train_split="train",
            val_split="val", freeze_text=True, head="text", epochs=20, eval_every=5, **_TINY),
-    # captions: batches of 32, branch lr x3 (the experiments' captions recipe); the experiments add verb
-    # hard negatives and verb anchors to InfoNCE (stanlib.teaching.experiments.retrieval_loss), this preset trains
-    # plain InfoNCE. 300 videos x 3 captions / 32 = 28 steps per epoch: 11 epochs ~ 300 steps
+    # captions: batches of 32, branch lr x3, plain InfoNCE (the experiments' captions recipe).
+    # 300 videos x 3 captions / 32 = 28 steps per epoch: 11 epochs ~ 300 steps
     _paper("tiny-captions", description="synthetic MSR-VTT-like caption retrieval, CPU",
            task="retrieval", dataset="msrvtt", data_root="data_samples/synth/captions", train_split="train",
            val_split="test", epochs=11, eval_every=4, **{**_TINY, "batch_size": 32, "recipe_batch": 32,

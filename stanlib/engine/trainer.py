@@ -850,7 +850,7 @@ def build_model(config: Config) -> nn.Module:
             raise FileNotFoundError(
                 f"pretrained CLIP weights {config.model.pretrained!r} not found (preset {config.name!r}). "
                 "Pass an existing weights file, --set pretrained=bundled for the tiny CLIP shipped with stanlib "
-                "(stan-tiny only), or --set pretrained=none to start from random weights.")
+                "(stan-tiny and stan-tiny-v2), or --set pretrained=none to start from random weights.")
     return STANModel(replace(config.model, pretrained=pretrained, extra=dict(config.model.extra)))
 
 
