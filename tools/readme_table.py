@@ -8,8 +8,9 @@
   the same for the first tiny CLIP's recipe (``FIRST_CLIP``); ``committed-results`` /
   ``committed-results-first-clip``: the per-task tables of docs/experiments.md 2.0;
 * ``preset-table`` / ``textured-table``: :func:`stanlib.teaching.experiments.preset_table` of the ``stanlib train``
-  runs in ``docs/results/preset-results/`` (``stanlib experiments run --preset ...``) on the bundled motion
-  set and on the textured world.
+  runs of the tiny-motion preset (``stanlib experiments run --preset ...``) in ``docs/results/paper-method/`` on the
+  bundled motion set and on the 1600-clip textured world (12 epochs); ``-first-clip``: the first tiny CLIP's
+  runs in ``docs/results/preset-results/`` (bundled set; the 480-clip textured world).
 
 * ``paper-method`` / ``paper-method-demo``: docs/experiments.md 2.9, the paper's method on ``stan-tiny-v2``: mean
   pooling and STAN-self of the default recipes, the textured-world runs of ``docs/results/paper-method/preset-results/``
@@ -34,12 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs" / "experiments.md"            # holds the preset blocks too
 PRESET_RESULTS = REPO / "docs" / "results"          # holds preset-results/
-PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # textured-world and demo runs of the paper's method
+PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # stanlib train and demo runs of the paper's method
+TEXTURED_EPOCHS = 12                                       # the README's textured-world recipe (--config epochs=12)
 
 
 README_BLOCKS = ("teaching-table", "teaching-table-first-clip", "preset-table", "textured-table")
-DOCS_BLOCKS = ("committed-results", "committed-results-first-clip", "preset-table", "textured-table", "paper-method",
-               "paper-method-demo")
+DOCS_BLOCKS = ("committed-results", "committed-results-first-clip", "preset-table-first-clip",
+               "textured-table-first-clip", "paper-method", "paper-method-demo")
 
 
 def _block(name: str) -> re.Pattern:
@@ -106,8 +108,8 @@ def paper_method(folder: Path = PAPER_METHOD) -> str:
     for r in runs:
         groups.setdefault((PAPER_TASKS[r["task"]], r["row"]), []).append(r)
     for r in presets:
-        world = r["task"].split("@", 1)[1]
-        title = f"`{world}` world, `stanlib train --preset {r['preset']}`, {r['config']['epochs']} epochs, class-name head"
+        world = f"`{r['task'].split('@', 1)[1]}` world" if "@" in r["task"] else "bundled motion clips"
+        title = f"{world}, `stanlib train --preset {r['preset']}`, {r['config']['epochs']} epochs, class-name head"
         groups.setdefault((title, r["row"]), []).append(r)
     return "\n".join(lines + [_paper_line(title, rs) for (title, _), rs in groups.items()])
 
@@ -128,15 +130,18 @@ def paper_method_demo(folder: Path = PAPER_METHOD / "demo") -> str:
 
 def tables() -> dict[str, str]:
     """Every generated block: marker name -> markdown."""
-    presets = load_preset_results(PRESET_RESULTS)
+    presets, paper = load_preset_results(PRESET_RESULTS), load_preset_results(PAPER_METHOD)
     results = load_results(RESULTS_DIR)
     return {
         "committed-results": committed_results(results),
         "committed-results-first-clip": committed_results(results, FIRST_CLIP),
         "teaching-table": teaching_table(results),
         "teaching-table-first-clip": teaching_table(results, FIRST_CLIP),
-        "preset-table": preset_table([r for r in presets if r["task"] == "tiny-motion"]),
-        "textured-table": preset_table([r for r in presets if r["task"].startswith("tiny-motion@textured")]),
+        "preset-table": preset_table([r for r in paper if r["task"] == "tiny-motion"]),
+        "textured-table": preset_table([r for r in paper if r["task"].startswith("tiny-motion@textured")
+                                        and r["config"]["epochs"] == TEXTURED_EPOCHS]),
+        "preset-table-first-clip": preset_table([r for r in presets if r["task"] == "tiny-motion"]),
+        "textured-table-first-clip": preset_table([r for r in presets if r["task"].startswith("tiny-motion@textured")]),
         "paper-method": paper_method(),
         "paper-method-demo": paper_method_demo(),
     }
