@@ -82,7 +82,7 @@ def test_v2_weights_say_which_clip_they_are(tmp_path):
     # the experiments build their rows on the recipe's CLIP; its weights' hash keys the results
     recipe = experiments.Recipe(clip="stan-tiny-v2", pretrained=str(path))
     assert experiments.build_model("stan-self", recipe).tokenizer.unknown(["it gets brighter"]) == []
-    assert recipe.key("motion") != experiments.Recipe(pretrained=str(path)).key("motion")
+    assert recipe.key("motion") != experiments.Recipe(clip="stan-tiny", pretrained=str(path)).key("motion")
     assert tiny_clip_name(stanlib.assets.TINY_CLIP) == "stan-tiny"
     # `pretrain-tiny --evaluate` draws the rotation cue the record says the model was trained on
     assert tiny.training_record(path) == {"clip": "stan-tiny-v2", "seed": 0}
