@@ -23,6 +23,20 @@ def test_every_zoo_model_is_shipped_with_its_record():
         assert (RESULTS_DIR / "results" / info["result_file"]).is_file(), f"{name}: its run's result file is missing"
 
 
+def test_zoo_command_trains_each_model_with_the_recipe_of_its_shipped_run():
+    """`stanlib experiments zoo` rebuilds from the cache: the recipe it trains each model with (FIRST_CLIP for the
+    first tiny CLIP's models, the default recipe with the named changes for PAPER_MODELS) has the shipped run's key."""
+    from dataclasses import replace
+
+    from stanlib.teaching.experiments import FIRST_CLIP, task_recipe
+
+    recipes = {f"{t}/{r}": (t, task_recipe(t, FIRST_CLIP)) for t, rows in zoo.ZOO_MODELS.items() for r in rows}
+    recipes |= {name: (t, replace(task_recipe(t), **changes)) for name, (t, _, changes) in zoo.PAPER_MODELS.items()}
+    for name, (task, recipe) in recipes.items():
+        assert zoo.info(name)["result_file"].endswith(f"__{recipe.key(task)}.json"), name
+        assert zoo.info(name)["recipe"].get("clip", "stan-tiny") == recipe.clip, name
+
+
 def test_zoo_name_path_and_prefix_load_the_same_model():
     by_name = zoo.load("motion/stan-self")
     by_prefix = stanlib.from_pretrained("zoo:motion/stan-self")
