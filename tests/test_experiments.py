@@ -168,7 +168,8 @@ def test_cache_key_follows_the_world_version(monkeypatch):
 
 def test_verb_negatives_and_anchors_add_their_terms():
     plain_recipe = replace(TINY, verb_negatives=False, verb_anchors=0.0)
-    verb_recipe = replace(TINY, verb_negatives=ex.FIRST_CLIP["verb_negatives"], verb_anchors=ex.FIRST_CLIP["verb_anchors"])
+    verb_recipe = replace(TINY, verb_negatives=ex.FIRST_CLIP["verb_negatives"],
+                          verb_anchors=ex.FIRST_CLIP["verb_anchors"])
     assert not ex.Recipe().verb_negatives and ex.Recipe().verb_anchors == 0.0   # the default: plain InfoNCE (paper)
     assert verb_recipe.verb_negatives and verb_recipe.verb_anchors == 1.0      # the first tiny CLIP's recipe
     # retrieval-only fields leave the recognition tasks' cache keys alone, and change the captions key

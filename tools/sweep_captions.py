@@ -25,7 +25,8 @@ import numpy as np
 
 
 def parse_variant(variant: str):
-    """``"row=meanpool steps=600"`` -> ("meanpool", first-clip recipe with steps=600); ``"base"`` -> ("stan-self", it)."""
+    """``"row=meanpool steps=600"`` -> ("meanpool", the first-clip recipe with steps=600);
+    ``"base"`` -> ("stan-self", that recipe)."""
     import stanlib.teaching.experiments as E
 
     words = [] if variant == "base" else variant.split()

@@ -343,7 +343,8 @@ for _cfg in (
 # Tiny CPU presets on the synthetic world (the repository's data_samples/synth; elsewhere
 # stanlib.assets.synth_dataset writes it). They are the default recipes of `stanlib experiments`, the paper's
 # method (stanlib.teaching.experiments.task_recipe, docs/experiments.md section 2), trained on the decoded files:
-# stan-tiny-v2, the tiny CLIP shipped with stanlib that learnt the motion words from stills, CLIP lr 5e-4, branch lr x10, weight decay 0.02, 10 warm-up steps, 300 steps of
+# stan-tiny-v2, the tiny CLIP shipped with stanlib that learnt the motion words from stills, CLIP lr 5e-4,
+# branch lr x10, weight decay 0.02, 10 warm-up steps, 300 steps of
 # 16 clips of 8 frames, K=4 (every level of the 4-layer tiny CLIP), gradients clipped at 5, twin batches
 # where the data declares reversal twins, and no random crop (crop_scale 1-1: the whole frame): at 64 px the
 # default crop (8-100% of the area) keeps under half of the moving shape in 23% of crops and under 90% in

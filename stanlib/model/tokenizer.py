@@ -217,7 +217,8 @@ def cli_main(argv: list[str]) -> int:
         "(class names, captions) for words it would turn into <unk>.")
     parser.add_argument("texts", nargs="*", help="texts to check; none: print the vocabulary")
     parser.add_argument("--clip", default="stan-tiny-v2",
-                        help="CLIP config name (default stan-tiny-v2, the tiny presets' CLIP; stan-tiny: the first one)")
+                        help="CLIP config name (default stan-tiny-v2, the tiny presets' CLIP; stan-tiny: the "
+                             "first one)")
     parser.add_argument("--file", help="a text file to check, one text per line (e.g. a class list)")
     args = parser.parse_args(argv)
     try:

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from stanlib import assets
-from stanlib.teaching.experiments import Recipe, TaskData, build_model, load_task, resolve_head, summary, train_model
+from stanlib.teaching.experiments import (Recipe, TaskData, build_model, load_task, resolve_head, summary,
+                                          task_recipe, train_model)
 
 # The demo recipe: the experiments' recipe (K=4, CLIP fine-tuned at 5e-4, branch at 5e-3, twin
 # batches of 16 clips x 8 frames) with fewer steps, sized for <= 5 minutes on 2 free CPU cores
@@ -33,7 +34,7 @@ from stanlib.teaching.experiments import Recipe, TaskData, build_model, load_tas
 # motion words from still pictures) with the frozen class-name text head. Mean pooling's direction
 # accuracy is 50% however long it trains, so it gets only enough steps to learn which pair a clip
 # belongs to.
-DEMO_STAN = Recipe(steps=240, n_train=400, n_test=100, head="text", clip="stan-tiny-v2")
+DEMO_STAN = replace(task_recipe("motion"), steps=240, n_train=400, n_test=100)   # the default, smaller
 DEMO_MEANPOOL = replace(DEMO_STAN, steps=20)
 QUICK_STEPS = 2
 
@@ -171,8 +172,8 @@ def run_demo(out: str | Path = "runs/demo", stan: Recipe = DEMO_STAN, meanpool: 
     files = [out / "curves.png", out / "confusion.png"] + write_attention(models["STAN-self"], data, out)
     wall, cpu = time.time() - t0, time.process_time() - cpu0
     stan_model = models["STAN-self"]
-    stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}", "task": "synthetic motion (stanlib.teaching.synth)",
-                               "recipe": asdict(stan), "head": resolve_head(stan, "motion"),
+    stan_model.config.extra = {"trained_by": f"stanlib demo --seed {seed}",
+                               "task": "synthetic motion (stanlib.teaching.synth)", "recipe": asdict(stan), "head": resolve_head(stan, "motion"),
                                "held_out": summary(results["STAN-self"]), "classes": list(data.classes)}
     stan_model.save_pretrained(out / "stan_self", dtype=torch.float16)  # stanlib/assets/tiny_stan is such a model
     report = {"results": results, "wall_time_s": round(wall, 1), "cpu_time_s": round(cpu, 1), "seed": seed,
