@@ -162,6 +162,31 @@ def test_normalisation_uses_clip_statistics():
     assert torch.allclose(denormalise(out), torch.full_like(out, 128 / 255), atol=1e-5)
 
 
+def test_uint8_frames_normalised_on_the_device_equal_the_workers_float_frames():
+    from stanlib.data import ClipTransform, frames_to_device
+
+    clip = torch.randint(0, 256, (3, 3, 50, 70), dtype=torch.uint8)
+    for views in (1, 3):  # test views: deterministic crops, so both transforms crop the same boxes
+        floats = ClipTransform(32, num_crops=views)(clip)
+        raw = ClipTransform(32, num_crops=views, normalise=False)(clip)
+        assert raw.dtype == torch.uint8 and raw.shape == floats.shape
+        assert "uint8 out" in repr(ClipTransform(32, normalise=False))
+        moved = frames_to_device(raw, "cpu")
+        assert moved.dtype == torch.float32 and torch.equal(moved, floats)  # bit for bit
+    assert frames_to_device(floats, "cpu") is floats  # float frames are only moved
+    other = frames_to_device(raw, "cpu", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert not torch.equal(other, floats) and torch.allclose(other, raw.float() / 127.5 - 1, atol=1e-6)
+
+
+def test_dataset_with_normalise_false_yields_uint8_frames():
+    ds = build_dataset("msrvtt", FIXTURES / "msrvtt", "test", num_frames=4, image_size=32, normalise=False)
+    ref = build_dataset("msrvtt", FIXTURES / "msrvtt", "test", num_frames=4, image_size=32)
+    item, expected = ds[0]["frames"], ref[0]["frames"]
+    assert item.dtype == torch.uint8 and ds.options.normalise is False
+    from stanlib.data import frames_to_device
+    assert torch.equal(frames_to_device(item, "cpu"), expected)
+
+
 def test_train_crop_box_is_drawn_on_the_resized_frame_and_mapped_back():
     # 128x128 frame, short side resized to 256 (x2): a 1/4-area square crop there is 128 px, i.e.
     # 64 px of the original; with size=64 the crop is copied 1:1, so it spans exactly 64 columns

@@ -238,6 +238,51 @@ def test_resume_equals_uninterrupted_run(tmp_path):
                            expected["branch.time_embed.weight"])
 
 
+class Uint8PairSet(PairSet):
+    """PairSet with uint8 frames, as a dataset built with ``normalise=False`` gives them."""
+
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        item["frames"] = (item["frames"].abs() * 60).clamp(0, 255).to(torch.uint8)
+        return item
+
+
+class NormalisedPairSet(Uint8PairSet):
+    """The same frames, normalised in the worker (``normalise=True``)."""
+
+    def __getitem__(self, i):
+        from stanlib.data import normalise
+
+        item = super().__getitem__(i)
+        item["frames"] = normalise(item["frames"])
+        return item
+
+
+def test_uint8_frames_train_exactly_like_worker_normalised_frames(tmp_path):
+    from stanlib.engine.trainer import normalise_on_device
+
+    cfg = tiny_config(epochs=1)
+    runs = {}
+    for name, dataset in (("workers", NormalisedPairSet), ("device", Uint8PairSet)):
+        trainer = Trainer(tiny_model(), dataset(4), VideoSet(4), cfg, out_dir=tmp_path / name, collate_fn=collate,
+                          quiet=True)
+        trainer.fit()
+        runs[name] = (_weights(trainer.model), [r["train_loss"] for r in trainer.state.history])
+    assert runs["workers"][1] == runs["device"][1]
+    for k, v in runs["workers"][0].items():
+        assert torch.equal(v, runs["device"][0][k]), k
+    assert not torch.equal(runs["device"][0]["branch.time_embed.weight"],
+                           tiny_model().state_dict()["branch.time_embed.weight"])  # it trained: can differ
+    # where the Trainer's datasets normalise: auto = on the device only when it is a GPU
+    assert not normalise_on_device(tiny_config(device="cpu"))
+    assert normalise_on_device(tiny_config(device="cuda:0"))
+    assert normalise_on_device(tiny_config(normalise_on="device", device="cpu"))
+    assert not normalise_on_device(tiny_config(normalise_on="workers", device="cuda"))
+    assert normalise_on_device(tiny_config()) == torch.cuda.is_available()
+    with pytest.raises(ConfigError, match="normalise_on"):
+        tiny_config(normalise_on="gpu")
+
+
 def test_outputs_callbacks_skipped_and_accumulation(tmp_path):
     events = []
     cfg = tiny_config(epochs=1, batch_size=4, grad_accum=2, recipe_batch=128, max_steps=None)

@@ -226,14 +226,15 @@ def train_rows(report: Report, sizes: dict, device: torch.device, models: list[t
 
 # ------------------------------------------------------------------------------------------ 3. input pipeline
 def input_rate(root: Path, clip: str, frames: int, batch: int, workers: int, image_size: int,
-               device: torch.device) -> dict:
-    """Training clips per second from the DataLoader, copied to ``device`` as the Trainer does."""
+               device: torch.device, normalise_in_workers: bool = True) -> dict:
+    """Training clips per second from the DataLoader, copied to ``device`` as the Trainer does (uint8 frames,
+    ``normalise_in_workers=False``, are normalised on the device after the copy)."""
     from torch.utils.data import DataLoader, RandomSampler
 
-    from stanlib.data import build_dataset, collate
+    from stanlib.data import build_dataset, collate, frames_to_device
 
     ds = build_dataset("msrvtt", root, "train", tokenizer=clip, context_length=32, num_frames=frames,
-                       image_size=image_size, mode="pairs", train=True)
+                       image_size=image_size, mode="pairs", train=True, normalise=normalise_in_workers)
     warm = max(1, workers)  # the first round of batches includes the workers' start-up
     timed = 3 * max(1, workers)
     sampler = RandomSampler(ds, replacement=True, num_samples=(warm + timed) * batch,
@@ -243,7 +244,7 @@ def input_rate(root: Path, clip: str, frames: int, batch: int, workers: int, ima
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     clips, start, cpu_start = 0, time.perf_counter(), time.process_time()
     for i, b in enumerate(loader):
-        b["frames"].to(device, non_blocking=True)
+        frames_to_device(b["frames"], device)
         if i == warm - 1:
             sync()
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -257,21 +258,25 @@ def input_rate(root: Path, clip: str, frames: int, batch: int, workers: int, ima
 
 def input_rows(report: Report, sizes: dict, device: torch.device, roots: dict[str, Path], workers: int,
                left: Callable[[], float], need_s: float) -> None:
+    """Each model x videos (raw, compressed) x where the frames are normalised (workers: float32 frames leave
+    the DataLoader; device: uint8 frames are copied and normalised on the GPU, ``Config.normalise_on``)."""
     for clip, frames in sizes["models"]:
         for name, root in roots.items():
-            label = f"{name} videos, {frames} frames, {workers} workers"
-            if left() < need_s:
-                report.add("input_pipeline", {"videos": name, "frames": frames, "skipped": "time budget"},
-                           f"{label}: skipped (time budget)")
-                continue
-            try:
-                rate = input_rate(root, clip, frames, sizes["batches"][0], workers, sizes["image_size"], device)
-                row = {"videos": name, "model": clip, "frames": frames, "batch": sizes["batches"][0],
-                       "workers": workers, **rate}
-                report.add("input_pipeline", row, f"{label}: {rate['clips_per_s']:.1f} clips/s")
-            except Exception as err:
-                report.add("input_pipeline", {"videos": name, "frames": frames, "error": repr(err)[-2000:]},
-                           f"{label}: {err!r}"[:300])
+            for normalise_on in ("workers", "device"):
+                label = f"{name} videos, {frames} frames, {workers} workers, normalised on the {normalise_on}"
+                if left() < need_s:
+                    report.add("input_pipeline", {"videos": name, "frames": frames, "normalise_on": normalise_on,
+                                                  "skipped": "time budget"}, f"{label}: skipped (time budget)")
+                    continue
+                try:
+                    rate = input_rate(root, clip, frames, sizes["batches"][0], workers, sizes["image_size"], device,
+                                      normalise_in_workers=normalise_on == "workers")
+                    row = {"videos": name, "model": clip, "frames": frames, "batch": sizes["batches"][0],
+                           "workers": workers, "normalise_on": normalise_on, **rate}
+                    report.add("input_pipeline", row, f"{label}: {rate['clips_per_s']:.1f} clips/s")
+                except Exception as err:
+                    report.add("input_pipeline", {"videos": name, "frames": frames, "normalise_on": normalise_on,
+                                                  "error": repr(err)[-2000:]}, f"{label}: {err!r}"[:300])
 
 
 # ------------------------------------------------------------------------------------------ 4. the notebook
@@ -341,8 +346,9 @@ def _display_to_files(folder: Path):
     if saved["IPython"] is None:
         try:
             import IPython  # noqa: F401
-        except ImportError:
+        except ImportError:  # a bare stand-in; matplotlib reads its version_info (>= 8.24: nothing to patch)
             sys.modules["IPython"] = types.ModuleType("IPython")
+            sys.modules["IPython"].version_info = (8, 24)
     sys.modules["IPython.display"] = stub
     try:
         yield
@@ -427,7 +433,8 @@ def summarise(data: dict) -> dict:
         if train:
             ratio = inp["clips_per_s"] / train["clips_per_s"]
             out["input_vs_train"].append({
-                "videos": inp["videos"], "model": inp["model"], "frames": inp["frames"],
+                "videos": inp["videos"], "normalise_on": inp.get("normalise_on", "workers"),
+                "model": inp["model"], "frames": inp["frames"],
                 "input_clips_per_s": inp["clips_per_s"], "train_clips_per_s": train["clips_per_s"],
                 "input_over_train": ratio,
                 "verdict": "input-bound" if ratio < 1 else "the input keeps up"})
@@ -467,9 +474,9 @@ def markdown(data: dict) -> str:
     summary = data.get("summary", {})
     if summary.get("input_vs_train"):
         lines += ["## input pipeline vs train step", "",
-                  "| videos | model | frames | input clips/s | train clips/s (best) | input / train | |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['videos']} | {r['model']} | {r['frames']} | {r['input_clips_per_s']:.1f} | "
+                  "| videos | normalised on | model | frames | input clips/s | train clips/s (best) | input / train | |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['videos']} | {r['normalise_on']} | {r['model']} | {r['frames']} | {r['input_clips_per_s']:.1f} | "
                   f"{r['train_clips_per_s']:.1f} | {r['input_over_train']:.2f} | {r['verdict']} |"
                   for r in summary["input_vs_train"]]
         lines.append("")

@@ -16,8 +16,8 @@ from .datasets import (LABEL_DATASETS, READERS, TEXT_DATASETS, AnnotationError, 
                        TextAnnotations, VideoIndex, VideoLabelDataset, VideoRecord, VideoTextDataset, build_dataset,
                        collate, read_annotations, read_didemo, read_generic_label, read_generic_text, read_k400,
                        read_lsmdc, read_msrvtt, read_msvd, read_ssv2, ssv2_class_name)
-from .transforms import (CLIP_MEAN, CLIP_STD, ClipTransform, denormalise, random_crop_box, test_crop_boxes,
-                         test_transform, train_transform)
+from .transforms import (CLIP_MEAN, CLIP_STD, ClipTransform, denormalise, frames_to_device, normalise,
+                         random_crop_box, test_crop_boxes, test_transform, train_transform)
 from .video import (BACKEND_ENV, VIDEO_EXTENSIONS, VideoDecodeError, VideoReader, decord_available, dense_indices,
                     get_backend, open_video, read_frames, sample_indices, segment_indices, write_video)
 
@@ -29,7 +29,8 @@ __all__ = [
     "read_msrvtt", "read_didemo", "read_lsmdc", "read_msvd", "read_k400", "read_ssv2",
     "read_generic_text", "read_generic_label",
     # transforms
-    "ClipTransform", "train_transform", "test_transform", "random_crop_box", "test_crop_boxes", "denormalise", "CLIP_MEAN", "CLIP_STD",
+    "ClipTransform", "train_transform", "test_transform", "random_crop_box", "test_crop_boxes", "denormalise",
+    "normalise", "frames_to_device", "CLIP_MEAN", "CLIP_STD",
     # decoding and sampling
     "open_video", "read_frames", "write_video", "VideoReader", "VideoDecodeError", "get_backend",
     "decord_available", "BACKEND_ENV", "VIDEO_EXTENSIONS", "segment_indices", "dense_indices", "sample_indices",

@@ -1036,6 +1036,7 @@ class ClipOptions:
     backend: str | None = None  # None: $STANLIB_VIDEO_BACKEND or decord if installed, else pyav
     decode_fallback: bool = True  # a file decord cannot read is read with PyAV (see stanlib.data.video)
     num_threads: int = 1  # decoder threads per DataLoader worker
+    normalise: bool = True  # False: uint8 frames out; the consumer normalises (transforms.frames_to_device)
     on_error: str | None = None  # "raise" | "skip"; None: skip in training, raise in evaluation
 
     def __post_init__(self):
@@ -1057,7 +1058,8 @@ class _ClipDataset(Dataset):
         self.options = options
         self.transform = transform or ClipTransform(
             options.image_size, train=options.train, resize=options.resize, scale=options.crop_scale,
-            ratio=options.crop_ratio, num_crops=options.num_crops, mean=options.mean, std=options.std)
+            ratio=options.crop_ratio, num_crops=options.num_crops, mean=options.mean, std=options.std,
+            normalise=options.normalise)
 
     @property
     def train(self) -> bool:
@@ -1254,7 +1256,7 @@ def build_dataset(name: str, root: str | os.PathLike, split: str = "train", *,
         reader_kwargs: extra reader arguments (e.g. ``{"format": "list"}`` for k400).
         **clip_kwargs: other :class:`ClipOptions` fields: ``sampling``, ``frame_interval``,
             ``num_clips``, ``num_crops``, ``resize``, ``crop_scale``, ``crop_ratio``, ``backend``,
-            ``num_threads``, ``on_error``.
+            ``num_threads``, ``on_error``, ``normalise``.
     """
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; choose from {sorted(READERS)}")

@@ -13,6 +13,12 @@ frames: the crop box is drawn by torchvision's RandomResizedCrop sampler in the 
 resized frame (exactly the recipe's distribution) and mapped back to the original pixels. Same crops, one interpolation instead of two,
 and no full-frame resize (about 2x faster per clip, which matters in a CPU-bound video loader).
 
+Where the normalisation runs: by default in the transform (float frames leave the DataLoader worker).
+With ``normalise=False`` the transform returns the cropped uint8 frames and the consumer normalises after
+copying them to its device (:func:`frames_to_device`): a quarter of the bytes through the workers' shared
+memory, pinned memory and the host-to-GPU copy, and no float work in the workers. The Trainer does this on
+CUDA (``Config.normalise_on``); both give the same numbers.
+
 All sizes are configurable: the tiny teaching model uses ``size=64`` (``resize`` then defaults to
 ``round(64 * 256 / 224) = 73``), and small teaching sets may prefer a milder crop ``scale`` such as
 (0.5, 1) so the moving object stays in view.
@@ -69,11 +75,13 @@ class ClipTransform:
         ratio: random crop aspect-ratio range (width / height).
         num_crops: test only: 1 (centre) or 3 (start/centre/end along the long side).
         mean, std: normalisation (CLIP's by default).
+        normalise: False: return the cropped frames as uint8; normalise later with :func:`frames_to_device`.
     """
 
     def __init__(self, size: int = 224, train: bool = False, resize: int | None = None,
                  scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                 num_crops: int = 1, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD):
+                 num_crops: int = 1, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD,
+                 normalise: bool = True):
         if num_crops not in (1, 3):
             raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
         if train and num_crops != 1:
@@ -82,14 +90,12 @@ class ClipTransform:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         if not (0 < ratio[0] <= ratio[1]):
             raise ValueError(f"ratio must satisfy 0 < min <= max, got {ratio}")
-        self.size, self.train, self.num_crops = size, train, num_crops
+        self.size, self.train, self.num_crops, self.normalise_frames = size, train, num_crops, normalise
         self.scale, self.ratio = tuple(scale), tuple(ratio)
         self.resize = resize or (default_resize(size) if train else size)
         if self.resize < size:
             raise ValueError(f"resize ({self.resize}) must be >= size ({size})")
-        # (x/255 - mean)/std as (x - 255 mean)/(255 std): one float conversion + two in-place ops
-        self._mean255 = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
-        self._std255 = torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def boxes(self, height: int, width: int) -> list[Box]:
         """Crop boxes in ORIGINAL pixel coordinates for a ``height`` x ``width`` clip."""
@@ -113,17 +119,39 @@ class ClipTransform:
         video = tv_tensors.Video(frames)
         views = [F.resized_crop(video, top, left, h, w, [self.size, self.size], antialias=True)
                  for top, left, h, w in self.boxes(*frames.shape[-2:])]
-        out = torch.stack([self.normalise(v.as_subclass(torch.Tensor)) for v in views]).contiguous()
+        views = [v.as_subclass(torch.Tensor) for v in views]
+        if self.normalise_frames:
+            views = [self.normalise(v) for v in views]
+        out = torch.stack(views).contiguous()
         return out[0] if len(views) == 1 else out
 
     def normalise(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (...,3,H,W) -> float, CLIP-normalised (same result as ToDtype(scale=True) + Normalize)."""
-        return frames.to(torch.float32).sub_(self._mean255).div_(self._std255)
+        return normalise(frames, self.mean, self.std)
 
     def __repr__(self) -> str:
         kind = f"train, scale={self.scale}, ratio={tuple(round(r, 3) for r in self.ratio)}" if self.train \
             else f"test x{self.num_crops} crop"
-        return f"ClipTransform({kind}, resize={self.resize}, size={self.size})"
+        uint8 = "" if self.normalise_frames else ", uint8 out"
+        return f"ClipTransform({kind}, resize={self.resize}, size={self.size}{uint8})"
+
+
+def normalise(frames: torch.Tensor, mean: Sequence[float] = CLIP_MEAN,
+              std: Sequence[float] = CLIP_STD) -> torch.Tensor:
+    """uint8 (...,3,H,W) -> float32 ``(x/255 - mean)/std``, computed as ``(x - 255 mean)/(255 std)``: one
+    float conversion and two in-place operations, on whatever device ``frames`` is on."""
+    shape = (3, 1, 1)
+    mean255 = torch.tensor(mean, dtype=torch.float32, device=frames.device).view(shape) * 255
+    std255 = torch.tensor(std, dtype=torch.float32, device=frames.device).view(shape) * 255
+    return frames.to(torch.float32).sub_(mean255).div_(std255)
+
+
+def frames_to_device(frames: torch.Tensor, device: torch.device | str, mean: Sequence[float] = CLIP_MEAN,
+                     std: Sequence[float] = CLIP_STD) -> torch.Tensor:
+    """Frames as the model takes them, on ``device``: float frames are moved; uint8 frames (a dataset built
+    with ``normalise=False``) are moved as uint8, then normalised there."""
+    frames = frames.to(device, non_blocking=True)
+    return normalise(frames, mean, std) if frames.dtype == torch.uint8 else frames
 
 
 def train_transform(size: int = 224, resize: int | None = None, scale: tuple[float, float] = (0.08, 1.0),

@@ -35,6 +35,7 @@ from stanlib.model.config import ARCHS, STANConfig
 
 TASKS = ("retrieval", "recognition")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+NORMALISE_ON = ("auto", "workers", "device")
 HEADS = ("text", "linear", "orthogonal")
 TEMPORAL_MODULES = ("attn", "conv", None)
 MODEL_FIELDS = tuple(f.name for f in fields(STANConfig))
@@ -92,6 +93,9 @@ class Config:
     val_split: str = "test"
     test_views: int = 1                     # recognition test views (1x3 = 3 spatial crops)
     num_workers: int = 4
+    normalise_on: str = "auto"              # where frames are CLIP-normalised: "workers" (float frames leave the
+                                            # DataLoader), "device" (uint8 frames are copied, then normalised:
+                                            # 4x fewer bytes, no float work in the workers); auto: device on CUDA
     crop_scale: tuple = (0.08, 1.0)         # training random resized crop: area range of the resized frame
     twin_batches: bool = False              # a batch holds batch_size/2 declared reversal pairs (each clip next
                                             # to its time reversal); needs twins declared in the training split
@@ -201,6 +205,8 @@ class Config:
             bad("betas", "must be two numbers in [0, 1), e.g. [0.9, 0.98]")
         if self.task not in TASKS:
             bad("task", f"must be one of {TASKS}")
+        if self.normalise_on not in NORMALISE_ON:
+            bad("normalise_on", f"must be one of {NORMALISE_ON}")
         if self.amp not in AMP_MODES:
             bad("amp", f"must be one of {AMP_MODES}")
         if self.head not in HEADS:

@@ -57,6 +57,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from stanlib.data.transforms import CLIP_MEAN, CLIP_STD, frames_to_device
 from stanlib.engine.distributed import DistInfo, current_dist, dist_ready, init_distributed
 from stanlib.engine.evaluate import default_collate_fn, evaluate_recognition, evaluate_retrieval, flatten_rows
 from stanlib.engine.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
@@ -242,8 +243,17 @@ class TwinSampler(ResumableSampler):
         return iter(indices[self.skip:])
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+def _to_device(batch: dict, device: torch.device, stats: tuple = (CLIP_MEAN, CLIP_STD)) -> dict:
+    """The batch's tensors on ``device``; uint8 frames (``normalise_on="device"``) are normalised there."""
+    return {k: frames_to_device(v, device, *stats) if k == "frames" else
+            v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def normalise_on_device(config: Config) -> bool:
+    """Whether the run copies uint8 frames and normalises them on its device (``Config.normalise_on``)."""
+    if config.normalise_on != "auto":
+        return config.normalise_on == "device"
+    return config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
 
 
 # =========================================================================== the training module
@@ -334,6 +344,8 @@ class Trainer:
         self.quiet = quiet or not self.info.is_main
         self.collate_fn = collate_fn or default_collate_fn()
         self.train_set, self.val_set = train_set, val_set
+        options = getattr(train_set, "options", None)  # uint8 frames are normalised with the dataset's statistics
+        self._pixel_stats = (getattr(options, "mean", CLIP_MEAN), getattr(options, "std", CLIP_STD))
         self.amp_dtype, use_scaler = amp_settings(self.device, config.amp)
         self.state = TrainState()
 
@@ -507,7 +519,7 @@ class Trainer:
         total = 0.0
         for i, batch in enumerate(batches):
             self._note_skipped(batch)
-            batch = _to_device(batch, self.device)
+            batch = _to_device(batch, self.device, self._pixel_stats)
             last = i == len(batches) - 1
             sync = contextlib.nullcontext() if (self.ddp is None or last) else self.ddp.no_sync()
             with sync:
@@ -870,6 +882,8 @@ def build_datasets(config: Config, model: nn.Module, splits: Iterable[str] = ("t
                                                           "of the repository has them)" if synth else ""))
     common = dict(tokenizer=model.tokenizer, context_length=config.model.context_length, num_frames=config.model.num_frames,
                   image_size=model.image_size, **config.dataset_kwargs)
+    if "normalise" not in config.dataset_kwargs:
+        common["normalise"] = not normalise_on_device(config)
     if tuple(config.crop_scale) != (0.08, 1.0) and "crop_scale" not in config.dataset_kwargs:
         common["crop_scale"] = tuple(config.crop_scale)   # training crops only; test crops are fixed
     out = {}
