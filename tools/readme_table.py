@@ -16,6 +16,9 @@
   pooling and STAN-self of the default recipes, the textured-world runs of ``docs/results/paper-method/preset-results/``
   and the ``stanlib demo`` runs of ``docs/results/paper-method/demo/``.
 
+* ``gpu-check``: the README's GPU section, from the reports of ``python tools/gpu_check.py`` in
+  ``docs/results/gpu_check/`` (train step, input pipeline, notebook 07's GPU profile).
+
 ``tests/test_results.py`` checks that README.md (and docs/experiments.md, for the preset tables) hold exactly
 these tables.
 """
@@ -39,7 +42,8 @@ PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # stanlib train and d
 TEXTURED_EPOCHS = 12                                       # the README's textured-world recipe (--config epochs=12)
 
 
-README_BLOCKS = ("teaching-table", "teaching-table-first-clip", "preset-table", "textured-table")
+GPU_CHECK = REPO / "docs" / "results" / "gpu_check"      # tools/gpu_check.py reports
+README_BLOCKS = ("teaching-table", "teaching-table-first-clip", "preset-table", "textured-table", "gpu-check")
 DOCS_BLOCKS = ("committed-results", "committed-results-first-clip", "preset-table-first-clip",
                "textured-table-first-clip", "paper-method", "paper-method-demo")
 
@@ -128,6 +132,71 @@ def paper_method_demo(folder: Path = PAPER_METHOD / "demo") -> str:
     return "\n".join(lines)
 
 
+def gpu_check_table(folder: Path = GPU_CHECK) -> str:
+    """Train step (eager vs compiled), input pipeline beside the train step, and notebook 07 on a GPU."""
+    train = json.loads((folder / "h200_train_step.json").read_text())
+    inputs = json.loads((folder / "h200_input_pipeline.json").read_text())
+    notebook = json.loads((folder / "h200_notebook07.json").read_text())
+    info = train["info"]
+    models = [("ViT-B-32", 12), ("ViT-B-16", 8)]
+    name = {("ViT-B-32", 12): "B/32, 12 frames", ("ViT-B-16", 8): "B/16, 8 frames"}
+
+    def step(rows: list[dict], model, batch) -> dict | None:
+        found = [r for r in rows if (r["model"], r["frames"], r["batch"]) == (*model, batch) and r.get("clips_per_s")]
+        return found[0] if found else None
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return "not measured (time budget)"
+        return f"{r['train_step_s'] * 1000:.0f} ms, {r['clips_per_s']:.0f} clips/s, MFU {r['mfu']:.1%}"
+
+    lines = [f"{info['device']} ({info['gpu_memory_gib']} GiB), torch {info['versions']['torch']}, bf16 autocast, "
+             f"fused attention, fused AdamW, STAN-self K=4, random-init weights; {info['date'][:10]}. Train step "
+             "(`python tools/gpu_check.py`, `docs/results/gpu_check/h200_train_step.json`):", "",
+             "| model | batch | eager | torch.compile | peak memory eager / compiled |", "|---|---|---|---|---|"]
+    best = {}
+    for model in models:
+        for batch in sorted({r["batch"] for r in train["train_step"] if (r["model"], r["frames"]) == model}):
+            eager, comp = step(train["train_step"], model, batch), step(train["train_step_compiled"], model, batch)
+            mem = " / ".join("-" if r is None else f"{r['peak_mib'] / 1024:.1f} GiB" for r in (eager, comp))
+            lines.append(f"| {name[model]} | {batch} | {cell(eager)} | {cell(comp)} | {mem} |")
+            for r in (eager, comp):
+                if r is not None and r["clips_per_s"] > best.get(model, {"clips_per_s": 0})["clips_per_s"]:
+                    best[model] = r
+    rows = inputs["input_pipeline"]
+    data = inputs["data"]
+    lines += ["", f"Input pipeline: the training dataset (TSN sampling, random resized crop to 224 px) in a DataLoader "
+              f"with {rows[0]['workers']} workers ({inputs['info']['cpus']} CPUs, decord), batch {rows[0]['batch']}, "
+              f"pinned memory, on {data['raw']['videos']} generated {data['raw']['size']} {data['raw']['fps']} fps "
+              f"videos of {data['raw']['seconds']:.0f} s and on their `stanlib data compress` copy "
+              f"({data['compressed']['short_side']} px, {data['compressed']['fps']} fps); clips/s "
+              "and, in brackets, as a multiple of the fastest train step's clips/s "
+              "(`docs/results/gpu_check/h200_input_pipeline.json`):", "",
+              "| videos | frames normalised | " + " | ".join(name[m] for m in models) + " |",
+              "|---|---|" + "---|" * len(models)]
+    where = {"workers": "in the workers (float32)", "device": "on the GPU (uint8 copied)"}
+    for videos in ("raw", "compressed"):
+        for normalise_on in ("workers", "device"):
+            values = []
+            for model in models:
+                r = [x for x in rows if (x["videos"], x.get("normalise_on"), x["model"], x["frames"])
+                     == (videos, normalise_on, *model)]
+                v = r[0]["clips_per_s"] if r else None
+                values.append("-" if v is None else f"{v:.0f} ({v / best[model]['clips_per_s']:.2f}x)")
+            lines.append(f"| {videos} | {where[normalise_on]} | " + " | ".join(values) + " |")
+    lines.append("| train step (fastest above) | | " + " | ".join(
+        f"{best[m]['clips_per_s']:.0f} (batch {best[m]['batch']}{', compiled' if best[m]['compiled'] else ''})"
+        for m in models) + " |")
+    nb = notebook["notebook"]
+    cells = [c for c in nb["cells"] if c["status"] == "ok"]
+    params = nb["parameters"]
+    lines += ["", f"`{nb['notebook']}`, GPU profile (CLIP with random weights, `pretrained=none`; "
+              f"{params['STEPS']} steps at batch {params['BATCH']} on the compressed videos): "
+              f"{'ran end to end' if nb['ran_end_to_end'] else 'FAILED'}, {len(cells)} of {len(nb['cells'])} cells "
+              f"ok in {nb['total_s']:.0f} s (`docs/results/gpu_check/h200_notebook07.json`)."]
+    return "\n".join(lines)
+
+
 def tables() -> dict[str, str]:
     """Every generated block: marker name -> markdown."""
     presets, paper = load_preset_results(PRESET_RESULTS), load_preset_results(PAPER_METHOD)
@@ -144,6 +213,7 @@ def tables() -> dict[str, str]:
         "textured-table-first-clip": preset_table([r for r in presets if r["task"].startswith("tiny-motion@textured")]),
         "paper-method": paper_method(),
         "paper-method-demo": paper_method_demo(),
+        "gpu-check": gpu_check_table(),
     }
 
 
