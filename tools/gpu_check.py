@@ -474,11 +474,11 @@ def markdown(data: dict) -> str:
     summary = data.get("summary", {})
     if summary.get("input_vs_train"):
         lines += ["## input pipeline vs train step", "",
-                  "| videos | normalised on | model | frames | input clips/s | train clips/s (best) | input / train | |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['videos']} | {r['normalise_on']} | {r['model']} | {r['frames']} | {r['input_clips_per_s']:.1f} | "
-                  f"{r['train_clips_per_s']:.1f} | {r['input_over_train']:.2f} | {r['verdict']} |"
-                  for r in summary["input_vs_train"]]
+                  "| videos | normalised on | model | frames | input clips/s | train clips/s (best) | input / train "
+                  "| |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['videos']} | {r.get('normalise_on', 'workers')} | {r['model']} | {r['frames']} | "
+                  f"{r['input_clips_per_s']:.1f} | {r['train_clips_per_s']:.1f} | {r['input_over_train']:.2f} | "
+                  f"{r['verdict']} |" for r in summary["input_vs_train"]]
         lines.append("")
     if data.get("data"):
         lines += ["## data", "", "```", json.dumps(data["data"], indent=1), "```", ""]
