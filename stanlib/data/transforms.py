@@ -25,6 +25,7 @@ All sizes are configurable: the tiny teaching model uses ``size=64`` (``resize``
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -136,14 +137,25 @@ class ClipTransform:
         return f"ClipTransform({kind}, resize={self.resize}, size={self.size}{uint8})"
 
 
+@functools.lru_cache(maxsize=16)
+def _stats255(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """255 * mean and 255 * std as (3,1,1) float32 tensors on ``device``, made once per device (no per-batch
+    host-to-device copy)."""
+    return tuple(torch.tensor(v, dtype=torch.float32).view(3, 1, 1).mul(255).to(device) for v in (mean, std))
+
+
 def normalise(frames: torch.Tensor, mean: Sequence[float] = CLIP_MEAN,
               std: Sequence[float] = CLIP_STD) -> torch.Tensor:
     """uint8 (...,3,H,W) -> float32 ``(x/255 - mean)/std``, computed as ``(x - 255 mean)/(255 std)``: one
     float conversion and two in-place operations, on whatever device ``frames`` is on."""
-    shape = (3, 1, 1)
-    mean255 = torch.tensor(mean, dtype=torch.float32, device=frames.device).view(shape) * 255
-    std255 = torch.tensor(std, dtype=torch.float32, device=frames.device).view(shape) * 255
+    mean255, std255 = _stats255(tuple(mean), tuple(std), frames.device)
     return frames.to(torch.float32).sub_(mean255).div_(std255)
+
+
+def pixel_stats(dataset) -> tuple[tuple, tuple]:
+    """The (mean, std) a dataset's frames are normalised with (its ``options``; CLIP's otherwise)."""
+    options = getattr(dataset, "options", None)
+    return getattr(options, "mean", CLIP_MEAN), getattr(options, "std", CLIP_STD)
 
 
 def frames_to_device(frames: torch.Tensor, device: torch.device | str, mean: Sequence[float] = CLIP_MEAN,

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from stanlib.data.transforms import CLIP_MEAN, CLIP_STD, frames_to_device
+from stanlib.data.transforms import frames_to_device, pixel_stats
 from stanlib.engine.distributed import dist_ready, gather_no_grad
 
 RANK_CUTOFFS = (1, 5, 10)
@@ -380,8 +380,7 @@ def encode_videos(model, dataset, *, batch_size: int = 16, device=None, num_work
     was_training = model.training
     model.eval()
     loader = _eval_loader(dataset, batch_size, num_workers, collate_fn)
-    options = getattr(dataset, "options", None)
-    stats = (getattr(options, "mean", CLIP_MEAN), getattr(options, "std", CLIP_STD))
+    stats = pixel_stats(dataset)
     show = not dist_ready() or torch.distributed.get_rank() == 0
     feats, index = [], []
     for batch in tqdm(loader, desc=f"encode {desc}", leave=False, disable=not show):

@@ -57,7 +57,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from stanlib.data.transforms import CLIP_MEAN, CLIP_STD, frames_to_device
+from stanlib.data.transforms import CLIP_MEAN, CLIP_STD, frames_to_device, pixel_stats
 from stanlib.engine.distributed import DistInfo, current_dist, dist_ready, init_distributed
 from stanlib.engine.evaluate import default_collate_fn, evaluate_recognition, evaluate_retrieval, flatten_rows
 from stanlib.engine.losses import ContrastiveLoss, RecognitionHead, class_text_embeddings, orthogonal_classes
@@ -344,8 +344,7 @@ class Trainer:
         self.quiet = quiet or not self.info.is_main
         self.collate_fn = collate_fn or default_collate_fn()
         self.train_set, self.val_set = train_set, val_set
-        options = getattr(train_set, "options", None)  # uint8 frames are normalised with the dataset's statistics
-        self._pixel_stats = (getattr(options, "mean", CLIP_MEAN), getattr(options, "std", CLIP_STD))
+        self._pixel_stats = pixel_stats(train_set)  # uint8 frames are normalised with the dataset's statistics
         self.amp_dtype, use_scaler = amp_settings(self.device, config.amp)
         self.state = TrainState()
 
