@@ -39,6 +39,37 @@ def test_readme_preset_tables_equal_the_committed_stanlib_train_runs():
             f"docs/experiments.md's {name} differs from the result files; run `python tools/readme_table.py --write`")
 
 
+def _readme_command(text: str, start: str) -> str:
+    """The README's shell command that begins with ``start``, its continuation lines joined."""
+    lines = text.splitlines()
+    k = next(i for i, line in enumerate(lines) if line.startswith(start))
+    command = lines[k]
+    while command.endswith("\\"):
+        k += 1
+        command = command[:-1] + " " + lines[k].strip()
+    return command
+
+
+def test_readme_textured_commands_are_the_recipe_of_the_textured_table():
+    """The README's `stanlib train` and `stanlib experiments run` lines for the textured world change the preset
+    the same way, and every run in its textured table was trained with those changes."""
+    from stanlib.engine.presets import apply_overrides, get_preset
+
+    tool, text = _readme_tool(), (REPO / "README.md").read_text()
+    train = _readme_command(text, "stanlib train --preset tiny-motion --data-root worlds/textured-twins-1600")
+    sweep = _readme_command(text, "stanlib experiments run --preset tiny-motion --data generic_label:worlds/textured")
+    sets = [w for a, w in zip(train.split(), train.split()[1:]) if a == "--set" and not w.startswith(("dataset=",
+                                                                                                     "val_split="))]
+    configs = [w for a, w in zip(sweep.split(), sweep.split()[1:]) if a == "--config"]
+    assert sorted(sets) == sorted(configs) and configs, (train, sweep)
+    cfg = apply_overrides(get_preset("tiny-motion"), configs)
+    assert {k: getattr(cfg, k) for k in tool.TEXTURED_CONFIG} == tool.TEXTURED_CONFIG
+    runs = [r for r in tool.load_preset_results(tool.PAPER_METHOD) if r["task"].startswith("tiny-motion@textured")
+            and all(r["config"][k] == v for k, v in tool.TEXTURED_CONFIG.items())]
+    assert sorted((r["row"], r["seed"]) for r in runs) == [(row, s) for row in ("meanpool", "stan-self")
+                                                             for s in (0, 1, 2)]
+
+
 def test_preset_result_files_are_complete_run_records():
     files = sorted((REPO / "docs" / "results" / "preset-results").glob("*.json"))
     assert files, "no committed stanlib train runs under docs/results/preset-results"

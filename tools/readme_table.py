@@ -9,7 +9,8 @@
   ``committed-results-first-clip``: the per-task tables of docs/experiments.md 2.0;
 * ``preset-table`` / ``textured-table``: :func:`stanlib.teaching.experiments.preset_table` of the ``stanlib train``
   runs of the tiny-motion preset (``stanlib experiments run --preset ...``) in ``docs/results/paper-method/`` on the
-  bundled motion set and on the 1600-clip textured world (12 epochs); ``-first-clip``: the first tiny CLIP's
+  bundled motion set and on the 1600-clip textured world (``TEXTURED_CONFIG``: 12 epochs, CLIP lr 2e-4, branch
+  x25); ``-first-clip``: the first tiny CLIP's
   runs in ``docs/results/preset-results/`` (bundled set; the 480-clip textured world).
 
 * ``paper-method`` / ``paper-method-demo``: docs/experiments.md 2.9, the paper's method on ``stan-tiny-v2``: mean
@@ -39,7 +40,8 @@ README = REPO / "README.md"
 DOCS = REPO / "docs" / "experiments.md"            # holds the preset blocks too
 PRESET_RESULTS = REPO / "docs" / "results"          # holds preset-results/
 PAPER_METHOD = REPO / "docs" / "results" / "paper-method"  # stanlib train and demo runs of the paper's method
-TEXTURED_EPOCHS = 12                                       # the README's textured-world recipe (--config epochs=12)
+# the README's textured-world recipe: --config epochs=12 --config lr=2e-4 --config lr_mult=25
+TEXTURED_CONFIG = {"epochs": 12, "lr": 2e-4, "lr_mult": 25.0}
 
 
 GPU_CHECK = REPO / "docs" / "results" / "gpu_check"      # tools/gpu_check.py reports
@@ -96,6 +98,17 @@ def _paper_line(title: str, rs: list[dict]) -> str:
     return f"| {title} | {ROWS[rs[0]['row']][0]} | {len(rs)} | {result} | {seeds} | {detail} | {train:.0f} |"
 
 
+def _lr_change(run: dict) -> str:
+    """", CLIP lr 2e-4, branch x25" where a preset run changed the preset's learning rates, else ""."""
+    from stanlib.engine.presets import get_preset
+
+    cfg, preset = run["config"], get_preset(run["preset"])
+    if (cfg["lr"], cfg["lr_mult"]) == (preset.lr, preset.lr_mult):
+        return ""
+    lr = f"{cfg['lr']:.1e}".replace(".0e", "e").replace("e-0", "e-")       # 0.0002 -> "2e-4"
+    return f", CLIP lr {lr}, branch x{cfg['lr_mult']:g}"
+
+
 def paper_method(folder: Path = PAPER_METHOD) -> str:
     """docs/experiments.md 2.9: mean pooling and STAN-self of the default recipes (the committed results) and
     every preset run in ``folder/preset-results`` (``stanlib experiments run --preset ...``), one row per task
@@ -106,14 +119,15 @@ def paper_method(folder: Path = PAPER_METHOD) -> str:
     order = {row: k for k, row in enumerate(first + [row for row in ROWS if row not in first])}
     runs = [r for (_, row), rs in default_results(load_results(RESULTS_DIR)).items() if row in first for r in rs]
     runs = sorted(runs, key=lambda r: (list(PAPER_TASKS).index(r["task"]), order[r["row"]], r["seed"]))
-    presets = sorted(load_preset_results(folder),
-                     key=lambda r: (r["task"], r["config"]["epochs"], order[r["row"]], r["seed"]))
+    presets = sorted(load_preset_results(folder), key=lambda r: (r["task"], r["config"]["epochs"],
+                                                                 -r["config"]["lr"], order[r["row"]], r["seed"]))
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         groups.setdefault((PAPER_TASKS[r["task"]], r["row"]), []).append(r)
     for r in presets:
         world = f"`{r['task'].split('@', 1)[1]}` world" if "@" in r["task"] else "bundled motion clips"
-        title = f"{world}, `stanlib train --preset {r['preset']}`, {r['config']['epochs']} epochs, class-name head"
+        title = (f"{world}, `stanlib train --preset {r['preset']}`, {r['config']['epochs']} epochs"
+                 f"{_lr_change(r)}, class-name head")
         groups.setdefault((title, r["row"]), []).append(r)
     return "\n".join(lines + [_paper_line(title, rs) for (title, _), rs in groups.items()])
 
@@ -208,7 +222,7 @@ def tables() -> dict[str, str]:
         "teaching-table-first-clip": teaching_table(results, FIRST_CLIP),
         "preset-table": preset_table([r for r in paper if r["task"] == "tiny-motion"]),
         "textured-table": preset_table([r for r in paper if r["task"].startswith("tiny-motion@textured")
-                                        and r["config"]["epochs"] == TEXTURED_EPOCHS]),
+                                        and all(r["config"][k] == v for k, v in TEXTURED_CONFIG.items())]),
         "preset-table-first-clip": preset_table([r for r in presets if r["task"] == "tiny-motion"]),
         "textured-table-first-clip": preset_table([r for r in presets if r["task"].startswith("tiny-motion@textured")]),
         "paper-method": paper_method(),

@@ -362,7 +362,9 @@ _TINY = dict(clip="stan-tiny-v2", pretrained=TINY_CLIP_WEIGHTS, depth=4, num_fra
              batch_size=16, recipe_batch=16, lr=5e-4, lr_mult=10.0, weight_decay=0.02, warmup_steps=10,
              grad_clip=5.0, crop_scale=(1.0, 1.0), num_workers=0, log_every=5, logit_scale=100.0)
 for _cfg in (
-    # 800 training clips (400 reversal pairs) / 16 per step = 50 steps per epoch: 6 epochs = 300 steps
+    # 800 training clips (400 reversal pairs) / 16 per step = 50 steps per epoch: 6 epochs = 300 steps.
+    # On videos the tiny CLIP sees less well (textured scenes, distractors) keep the branch's lr and lower CLIP's:
+    # --set lr=2e-4 --set lr_mult=25 (docs/experiments.md 2.9).
     _paper("tiny-motion", description="synthetic SSv2-like motion classes (reversed pairs), CPU",
            task="recognition", dataset="ssv2", data_root="data_samples/synth/motion", train_split="train",
            val_split="val", freeze_text=True, head="text", twin_batches=True, epochs=6, eval_every=2,
