@@ -28,12 +28,11 @@ def runs() -> list[dict]:
 
 
 def main() -> Path:
-    settings = sorted({(r["config"]["lr"], r["config"]["lr_mult"]) for r in runs()}, reverse=True)
+    all_runs = runs()
+    settings = sorted({(r["config"]["lr"], r["config"]["lr_mult"]) for r in all_runs}, reverse=True)
     fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4), sharey=True, squeeze=False)
     for ax, (lr, mult) in zip(axes[0], settings):
-        for r in runs():
-            if (r["config"]["lr"], r["config"]["lr_mult"]) != (lr, mult):
-                continue
+        for r in (r for r in all_runs if (r["config"]["lr"], r["config"]["lr_mult"]) == (lr, mult)):
             points = [(e["epoch"], e["direction"]) for e in r["history"] if "direction" in e]
             style = "--" if r["row"] == "meanpool" else "-"       # one colour per seed, mean pooling dashed
             ax.plot(*zip(*points), style, color=f"C{r['seed']}", marker="o", label=f"{r['row']} seed {r['seed']}")
